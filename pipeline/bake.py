@@ -1,0 +1,350 @@
+"""Bake an image and, first, whatever it is built on.
+
+A bake of one layer is a fixed sequence of steps (``STEPS``): build with Packer,
+store the output at its content-addressed path, verify it in a throwaway boot,
+record the verdict. Every resource a step creates is owned by a context manager
+or a ``finally``, so a failure or an interrupt leaves no VM, no Packer and no
+temporary disk behind, and the catalog never says ``verified`` for an image
+that was not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline import catalog as catalog_mod
+from pipeline import config, foundation, inputs, packer, proc, seed, store, templates, verify, vm
+from pipeline.errors import BuildFailed, CommandFailed, KilnError, VerificationFailed
+from pipeline.progress import Reporter, Row, fmt_seconds
+
+BUILD_USER = "packer"
+VERIFY_USER = "kiln"
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Versions of the tools that take part in every bake key."""
+
+    packer: tuple[int, int, int]
+    ansible_core: str
+
+    @classmethod
+    def detect(cls) -> Tools:
+        """Check the host tools once, before anything starts."""
+        from ansible.release import __version__ as ansible_version
+
+        for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
+                              ("xorriso", "xorriso"), ("ssh-keygen", "openssh-client")):
+            if shutil.which(tool) is None:
+                raise KilnError(f"{tool} not found", hint=f"install it: apt-get install {package} (or ./setup.sh)")
+        return cls(packer=packer.version(), ansible_core=ansible_version)
+
+
+@dataclass(frozen=True)
+class Git:
+    """The project's commit and whether the work tree differs from it."""
+
+    commit: str
+    dirty: bool
+
+    @classmethod
+    def of(cls, root: Path) -> Git:
+        """Read from ``git``; a project outside git is ``unknown`` and dirty."""
+        try:
+            commit = proc.capture(["git", "-C", str(root), "rev-parse", "HEAD"]).strip()
+            dirty = bool(proc.capture(["git", "-C", str(root), "status", "--porcelain"]).strip())
+        except CommandFailed:
+            return cls(commit="unknown", dirty=True)
+        return cls(commit=commit, dirty=dirty)
+
+
+@dataclass
+class Run:
+    """Everything one ``invoke bake`` shares across its layers."""
+
+    paths: config.Paths
+    project: config.Project
+    catalog: catalog_mod.Catalog
+    reporter: Reporter
+    tools: Tools
+    git: Git
+    run_id: str
+    verbose: bool = False
+    target: str = "local"
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        """This run's log folder."""
+        return self.paths.logs / self.run_id
+
+
+@dataclass
+class Layer:
+    """State of one layer's bake, handed from step to step."""
+
+    spec: config.ImageSpec
+    version: str
+    parent: catalog_mod.ImageRecord | None
+    source_image: Path
+    parent_label: str
+    inputs: inputs.Inputs
+    log_dir: Path
+    scratch: Path
+    built: Path | None = None
+    artifact: catalog_mod.Artifact | None = None
+    report: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.spec.name}@{self.version}"
+
+    def identity(self, git: Git) -> dict[str, str]:
+        """What the image says about itself (/etc/image-release) and specs expect."""
+        return {"image_name": self.spec.name, "image_version": self.version,
+                "image_parent": self.parent_label, "git_commit": git.commit,
+                "git_dirty": str(git.dirty).lower()}
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``YYYYMMDDTHHMMSSZ-xxxxxx``: sortable and unique."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+# -- steps -------------------------------------------------------------------
+
+def packer_variables(run: Run, layer: Layer, access: seed.Access) -> dict[str, object]:
+    """The Packer variables of one layer's build (checked against the templates before use)."""
+    identity = layer.identity(run.git)
+    return {
+        "image_name": layer.spec.name,
+        "image_version": layer.version,
+        "source_image": str(layer.source_image),
+        "use_backing_file": layer.parent is not None,
+        "output_dir": str(layer.scratch / "out"),
+        "manifest_path": str(layer.scratch / "manifest.json"),
+        "run_id": run.run_id,
+        "playbook": str(layer.spec.playbook),
+        "ansible_command": str(Path(sys.executable).parent / "ansible-playbook"),
+        "ansible_env_vars": [f"{k}={v}" for k, v in verify.ansible_env(run.project.root).items()],
+        "ansible_extra_vars": json.dumps({f"kiln_{k}": v for k, v in identity.items()}),
+        "ssh_username": access.user,
+        "ssh_private_key_file": str(access.key),
+        "finalize_script": str(run.project.root / "packer" / "finalize.sh"),
+        "seed_files": [str(f) for f in access.seed_files],
+        "accelerator": vm.accelerator(),
+        "serial_log": str(layer.log_dir / "build-serial.log"),
+    }
+
+
+def step_build(run: Run, layer: Layer) -> None:
+    """Packer builds the layer on its source image with the layer's playbook."""
+    access = seed.make_access(layer.scratch / "build-access", BUILD_USER, f"build-{run.run_id}", "kiln-build")
+    template_dir = run.project.root / "packer" / "image"
+    variables = packer_variables(run, layer, access)
+    templates.check_plan(template_dir, variables)
+    var_file = packer.write_var_file(layer.scratch / "build.pkrvars.json", variables)
+    inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, target=run.target,
+                                  env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer")})
+    log = layer.log_dir / "packer.log"
+    result = proc.run(inv, log, check=False, stream=run.verbose)
+    if result.returncode != 0:
+        raise BuildFailed(f"{layer.ref}: packer build failed (exit {result.returncode}): {packer_failure(log)}",
+                          log=log)
+    output = packer.read_manifest(layer.scratch / "manifest.json")
+    images = [f for f in output.files if f.suffix == ".qcow2"]
+    if not images:
+        raise BuildFailed(f"{layer.ref}: Packer's manifest lists no qcow2 file", log=log)
+    layer.built = images[0]
+
+
+def packer_failure(log: Path) -> str:
+    """The most telling line of a failed Packer run (the Ansible task or Packer's error)."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    task = next((ln for ln in reversed(lines) if "TASK [" in ln), "")
+    fatal = next((ln for ln in reversed(lines) if "fatal:" in ln or "[ERROR]" in ln), "")
+    if fatal:
+        name = task.split("TASK [", 1)[1].split("]", 1)[0] if task else "?"
+        return f"task [{name}] failed"
+    err = next((ln for ln in reversed(lines) if "errored" in ln or "Error" in ln), "")
+    return err.split("ui error,", 1)[-1].strip()[:200] or "see the log"
+
+
+def step_store(run: Run, layer: Layer) -> None:
+    """Move the built image to its content-addressed path and attach it to the record."""
+    assert layer.built is not None
+    artifact_id, path = store.put(run.paths.store, layer.built, layer.spec.name, layer.version)
+    layer.artifact = catalog_mod.Artifact(target="local", id=artifact_id, path=str(path))
+    run.catalog.add_artifact(layer.spec.name, layer.version, layer.artifact)
+
+
+def step_verify(run: Run, layer: Layer) -> None:
+    """Boot a throwaway overlay; the playbook must change nothing, then the specs must pass."""
+    assert layer.artifact is not None and layer.artifact.path is not None
+    lineage = run.project.lineage(layer.spec.name)
+    forwards: dict[str, int] = {}
+    for spec in lineage:
+        forwards.update(spec.forward)
+    identity = layer.identity(run.git)
+    with vm.boot(Path(layer.artifact.path), layer.scratch / "verify", layer.log_dir, forwards=forwards,
+                 user=VERIFY_USER, name="verify") as guest:
+        run.reporter.line(f"{layer.ref}: verify: VM up, checking idempotence")
+        idem = verify.idempotence(guest, project=run.project.root, playbook=layer.spec.playbook,
+                                  extravars={f"kiln_{k}": v for k, v in identity.items()},
+                                  work=layer.log_dir / "idempotence")
+        if not idem.ok:
+            write_report(layer, "failed", idempotence=idem)
+            what = (f"changed on a second run: {', '.join(idem.changed_tasks)}" if idem.changed_tasks
+                    else f"failed on a second run: {', '.join(idem.failed_tasks)}")
+            raise VerificationFailed(f"{layer.ref}: not idempotent — {what}", log=idem.log)
+        run.reporter.line(f"{layer.ref}: verify: idempotent; running specs")
+        spec_dirs = [spec.specs for spec in lineage]
+        result = verify.specs(guest, spec_dirs=spec_dirs, identity=identity, work=layer.log_dir)
+        packages = verify.package_manifest(guest) if result.ok else []
+    verify.write_json(layer.log_dir / "packages.json", packages)
+    write_report(layer, "verified" if result.ok else "failed", idempotence=idem, specs=result)
+    if not result.ok:
+        raise VerificationFailed(
+            f"{layer.ref}: {len(result.failures)} of {result.tests} spec(s) failed: "
+            f"{', '.join(result.failures[:3])} (junit: {result.junit})", log=result.log)
+
+
+def write_report(layer: Layer, status: str, *, idempotence: verify.IdempotenceResult | None = None,
+                 specs: verify.SpecResult | None = None) -> None:
+    """The verification report the catalog points at."""
+    doc: dict[str, object] = {"image": layer.spec.name, "version": layer.version, "status": status}
+    if idempotence:
+        doc["idempotence"] = {"ok": idempotence.ok, "changed": list(idempotence.changed_tasks),
+                              "failed": list(idempotence.failed_tasks), "log": str(idempotence.log)}
+    if specs:
+        doc["specs"] = {"ok": specs.ok, "tests": specs.tests, "failures": list(specs.failures),
+                        "junit": str(specs.junit), "log": str(specs.log)}
+    layer.report = verify.write_json(layer.log_dir / "report.json", doc)
+
+
+def step_record(run: Run, layer: Layer) -> None:
+    """Only now does the catalog call the version verified."""
+    run.catalog.set_status(layer.spec.name, layer.version, "verified",
+                           report=str(layer.report) if layer.report else None)
+
+
+STEPS: tuple[tuple[str, Callable[[Run, Layer], None]], ...] = (
+    ("build", step_build),
+    ("store", step_store),
+    ("verify", step_verify),
+    ("record", step_record),
+)
+
+
+# -- orchestration -------------------------------------------------------------
+
+@contextlib.contextmanager
+def image_lock(run: Run, name: str) -> Iterator[None]:
+    """One bake of an image at a time on this machine; a second one waits."""
+    folder = run.paths.home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            run.reporter.line(f"{name}: another bake of {name} is running; waiting for it")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def source_for(run: Run, spec: config.ImageSpec) -> tuple[catalog_mod.ImageRecord | None, Path, str, dict[str, str]]:
+    """What a layer starts from: its parent's verified artifact, or the foundation."""
+    if spec.parent is None:
+        recipe = foundation.Recipe.load(run.project.root / "packer" / "foundation")
+        started = time.monotonic()
+        path = foundation.ensure(recipe, run.paths.cache, run.log_dir / "foundation.log",
+                                 progress=lambda msg: run.reporter.line(f"foundation: {msg}"))
+        if time.monotonic() - started > 1:
+            run.reporter.line(f"foundation: ready ({fmt_seconds(time.monotonic() - started)}) {path}")
+        digest = recipe.digest()
+        return None, path, f"foundation@{digest.split(':', 1)[1][:12]}", {"foundation": digest}
+    parent = run.catalog.latest(spec.parent)
+    art = parent.artifact("local") if parent else None
+    if parent is None or art is None or art.path is None or not Path(art.path).exists():
+        raise KilnError(f"{spec.name}: no verified {spec.parent} image to build on",
+                        hint=f"run: invoke bake {spec.parent}")
+    return parent, Path(art.path), parent.ref, {"parent": art.id}
+
+
+def bake_layer(run: Run, spec: config.ImageSpec) -> Row:
+    """Bake one layer through STEPS; the catalog record ends verified, failed or interrupted."""
+    started = time.monotonic()
+    parent, source, parent_label, values = source_for(run, spec)
+    values.update({"packer": ".".join(map(str, run.tools.packer)), "ansible-core": run.tools.ansible_core,
+                   "target": run.target})
+    found = inputs.collect(run.project.root, spec.playbook, values)
+    version = run.catalog.begin_bake(
+        name=spec.name, parent=(parent.name, parent.version) if parent else None, fingerprint=found.key,
+        git_commit=run.git.commit, git_dirty=run.git.dirty, run_id=run.run_id, log_dir="")
+    log_dir = run.log_dir / f"{spec.name}-{version}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    verify.write_json(log_dir / "inputs.json", found.to_json())
+    layer = Layer(spec=spec, version=version, parent=parent, source_image=source, parent_label=parent_label,
+                  inputs=found, log_dir=log_dir, scratch=run.paths.runs / f"{run.run_id}-{spec.name}")
+    run.catalog.set_log_dir(spec.name, version, str(log_dir))
+    run.reporter.line(f"{layer.ref}: bake on {parent_label} (key {found.key[7:19]}, logs {log_dir})")
+    layer.scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
+    status = "interrupted"
+    step_name = "start"
+    try:
+        for step_name, step in STEPS:
+            t0 = time.monotonic()
+            run.reporter.line(f"{layer.ref}: {step_name} …")
+            step(run, layer)
+            layer.timings[step_name] = time.monotonic() - t0
+            run.reporter.line(f"{layer.ref}: {step_name} done ({fmt_seconds(layer.timings[step_name])})")
+        status = "verified"
+    except KilnError as exc:
+        status = "failed"
+        exc.message = f"{exc.message} [step: {step_name}]"
+        raise
+    except Exception:
+        status = "failed"
+        raise
+    finally:
+        art = layer.artifact.path if layer.artifact else ""
+        run.rows.append(Row(spec.name, version, status, time.monotonic() - started, art or ""))
+        shutil.rmtree(layer.scratch, ignore_errors=True)
+        if status != "verified":
+            with contextlib.suppress(Exception):
+                run.catalog.set_status(spec.name, version, status,
+                                       report=str(layer.report) if layer.report else None)
+        verify.write_json(log_dir / "timings.json", {"status": status, "steps": layer.timings,
+                                                     "total": time.monotonic() - started})
+    return run.rows[-1]
+
+
+def bake(run: Run, name: str) -> list[Row]:
+    """Bake ``name``, building first every ancestor that has no verified version."""
+    chain = run.project.lineage(name)
+    rows: list[Row] = []
+    for spec in chain:
+        with image_lock(run, spec.name):
+            if spec.name != name and run.catalog.latest(spec.name) is not None:
+                latest = run.catalog.latest(spec.name)
+                assert latest is not None
+                run.reporter.line(f"{spec.name}: using verified {latest.ref}")
+                continue
+            rows.append(bake_layer(run, spec))
+    return rows

@@ -1,0 +1,79 @@
+"""The command-line edge: turn Kiln's errors into one line and an exit code.
+
+Tasks call ``guarded`` around their work. Expected errors (KilnError) print one
+line — what, where, how to fix, which log — and exit 1. An interrupt (Ctrl-C or
+SIGTERM, which Jenkins sends on abort) exits 130/143 after teardown has run.
+Anything unexpected keeps its traceback in a debug log whose path is printed.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from invoke.exceptions import Exit
+
+from pipeline.config import default_paths
+from pipeline.errors import KilnError
+
+T = TypeVar("T")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt so every ``finally`` runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def signals() -> Iterator[None]:
+    """Deliver SIGTERM as an exception for the duration of a task."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def debug_log() -> Path:
+    """Where an unexpected error's traceback is written."""
+    folder = default_paths().logs
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"debug-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.log"
+
+
+def guarded(work: Callable[[], T], *, on_error: Callable[[], None] | None = None) -> T:
+    """Run ``work``; map failures to one stderr line and an invoke Exit."""
+    try:
+        with signals():
+            return work()
+    except KilnError as exc:
+        if on_error:
+            on_error()
+        print(f"kiln: error: {exc.oneline()}", file=sys.stderr)
+        raise Exit(code=1) from None
+    except KeyboardInterrupt as exc:
+        if on_error:
+            on_error()
+        code = 143 if isinstance(exc, Terminated) else 130
+        where = getattr(exc, "where", "")
+        print(f"kiln: interrupted{' ' + where if where else ''}; cleaned up, nothing was recorded as verified",
+              file=sys.stderr)
+        raise Exit(code=code) from None
+    except Exit:
+        raise
+    except Exception:
+        path = debug_log()
+        path.write_text(traceback.format_exc())
+        if on_error:
+            on_error()
+        print(f"kiln: internal error: {sys.exc_info()[1]!r} — traceback in {path}", file=sys.stderr)
+        raise Exit(code=2) from None

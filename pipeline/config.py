@@ -1,0 +1,179 @@
+"""The project configuration: which images exist, what each is built on, where things live.
+
+Read once from ``kiln.toml`` and validated up front, so a bad config fails with
+the file and key before anything is built. Settings follow one precedence:
+defaults < kiln.toml < environment (KILN_*) < command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+FOUNDATION = "foundation"
+CONFIG_FILE = "kiln.toml"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image as declared in kiln.toml."""
+
+    name: str
+    parent: str | None
+    playbook: Path
+    specs: Path
+    forward: Mapping[str, int] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where Kiln reads its project and keeps its state."""
+
+    project: Path
+    home: Path
+    cache: Path
+
+    @property
+    def catalog(self) -> Path:
+        """The SQLite catalog file."""
+        return self.home / "catalog.db"
+
+    @property
+    def store(self) -> Path:
+        """Content-addressed image store (local target)."""
+        return self.home / "images"
+
+    @property
+    def logs(self) -> Path:
+        """One directory per bake run."""
+        return self.home / "logs"
+
+    @property
+    def runs(self) -> Path:
+        """Scratch space of running bakes (temporary disks, keys, seeds)."""
+        return self.home / "runs"
+
+
+def default_paths(env: Mapping[str, str] | None = None) -> Paths:
+    """Paths from the environment: KILN_PROJECT, KILN_HOME, KILN_CACHE (XDG defaults)."""
+    env = os.environ if env is None else env
+    project = Path(env.get("KILN_PROJECT") or Path(__file__).resolve().parent.parent)
+    xdg_data = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local/share")
+    xdg_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    home = Path(env.get("KILN_HOME") or xdg_data / "kiln")
+    cache = Path(env.get("KILN_CACHE") or xdg_cache / "kiln")
+    return Paths(project=project.resolve(), home=home.absolute(), cache=cache.absolute())
+
+
+@dataclass(frozen=True)
+class Project:
+    """The validated image graph of a project."""
+
+    root: Path
+    images: Mapping[str, ImageSpec]
+
+    def get(self, name: str) -> ImageSpec:
+        """The image called ``name``, or a ConfigError listing the known ones."""
+        try:
+            return self.images[name]
+        except KeyError:
+            known = ", ".join(sorted(self.images)) or "none"
+            raise ConfigError(f"unknown image {name!r}",
+                              hint=f"images in {self.root / CONFIG_FILE}: {known}") from None
+
+    def lineage(self, name: str) -> list[ImageSpec]:
+        """``name`` and its ancestors, root first (the order to build them in)."""
+        chain: list[ImageSpec] = []
+        current: str | None = name
+        while current is not None:
+            spec = self.get(current)
+            chain.append(spec)
+            current = spec.parent
+        return list(reversed(chain))
+
+    def children(self, name: str) -> list[str]:
+        """Images whose parent is ``name``."""
+        return sorted(n for n, s in self.images.items() if s.parent == name)
+
+
+def _line_of(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return number
+    return 1
+
+
+def load(root: Path) -> Project:
+    """Read and validate ``root/kiln.toml``.
+
+    Errors carry ``file:line`` and the key, and say how to fix it: unknown parents,
+    cycles, bad names and missing playbooks or spec folders are caught here.
+    """
+    path = root / CONFIG_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found", hint="run Kiln from a project with a kiln.toml") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _line_of(text, "")
+        raise ConfigError(f"{path}:{line}: invalid TOML: {exc}") from None
+    raw_images = data.get("images")
+    if not isinstance(raw_images, dict) or not raw_images:
+        raise ConfigError(f"{path}: no [images.<name>] tables", hint="declare at least one image")
+    images: dict[str, ImageSpec] = {}
+    allowed = {"parent", "playbook", "specs", "forward", "description"}
+    for name, table in raw_images.items():
+        where = f"{path}:{_line_of(text, f'[images.{name}]')}"
+        if not NAME_RE.match(name) or name == FOUNDATION:
+            raise ConfigError(f"{where}: invalid image name {name!r}",
+                              hint="use lower-case letters, digits and dashes (not 'foundation')")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: images.{name} must be a table")
+        unknown = set(table) - allowed
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in [images.{name}]",
+                              hint=f"allowed: {', '.join(sorted(allowed))}")
+        forward = table.get("forward", {})
+        if not isinstance(forward, dict) or not all(
+                isinstance(v, int) and 0 < v < 65536 and re.match(r"^[a-z][a-z0-9_]*$", k)
+                for k, v in forward.items()):
+            raise ConfigError(f"{where}: images.{name}.forward must map lower-case labels to ports",
+                              hint='example: forward = { http = 80 }')
+        playbook = root / table.get("playbook", f"playbooks/{name}.yml")
+        specs = root / table.get("specs", f"specs/{name}")
+        if not playbook.is_file():
+            raise ConfigError(f"{where}: playbook {playbook.relative_to(root)} for image {name!r} not found",
+                              hint="create it or set 'playbook' in the image's table")
+        if not specs.is_dir():
+            raise ConfigError(f"{where}: spec folder {specs.relative_to(root)} for image {name!r} not found",
+                              hint="create it with at least one test_*.py file")
+        parent = table.get("parent")
+        if parent is not None and not isinstance(parent, str):
+            raise ConfigError(f"{where}: images.{name}.parent must be a string")
+        images[name] = ImageSpec(name=name, parent=parent, playbook=playbook, specs=specs,
+                                 forward=dict(forward), description=str(table.get("description", "")))
+    for spec in images.values():
+        if spec.parent is not None and spec.parent not in images:
+            where = f"{path}:{_line_of(text, f'[images.{spec.name}]')}"
+            raise ConfigError(f"{where}: image {spec.name!r} has unknown parent {spec.parent!r}",
+                              hint=f"declare [images.{spec.parent}] or remove 'parent' to build on the foundation")
+    for spec in images.values():
+        seen = [spec.name]
+        current = spec.parent
+        while current is not None:
+            if current in seen:
+                cycle = " -> ".join([*seen[seen.index(current):], current])
+                raise ConfigError(f"{path}: parent cycle {cycle}", hint="an image cannot be its own ancestor")
+            seen.append(current)
+            current = images[current].parent
+    return Project(root=root, images=images)

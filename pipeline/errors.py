@@ -1,0 +1,53 @@
+"""Kiln's exception hierarchy.
+
+Library code raises these and never prints or exits; the CLI edge (``tasks.py``)
+turns them into one line that says what failed, where, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class KilnError(Exception):
+    """An expected failure with a message fit for the user.
+
+    ``hint`` says how to fix it; ``log`` points at the file with the details.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, log: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.log = log
+
+    def oneline(self) -> str:
+        """The single line the CLI prints."""
+        parts = [self.message]
+        if self.hint:
+            parts.append(self.hint)
+        if self.log:
+            parts.append(f"log: {self.log}")
+        return " — ".join(parts)
+
+
+class ConfigError(KilnError):
+    """The project configuration (kiln.toml, templates, playbooks, specs) is wrong."""
+
+
+class ToolMissing(KilnError):
+    """A host tool (packer, qemu, mmdebstrap, …) is absent or too old."""
+
+
+class CommandFailed(KilnError):
+    """An external command exited non-zero."""
+
+
+class BuildFailed(KilnError):
+    """Packer could not build an image."""
+
+
+class VerificationFailed(KilnError):
+    """An image did not pass its idempotence check or its specs."""
+
+
+class CatalogError(KilnError):
+    """The catalog is unreadable, or a query found nothing."""

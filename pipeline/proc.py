@@ -1,0 +1,132 @@
+"""Running external tools: plan (argv, env, cwd) apart from execution.
+
+Every child runs in its own process group, so an interrupt kills the tool and
+everything it started (Packer's QEMU, Ansible's SSH); output goes to a log file,
+never to the terminal unless the caller asks to stream it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import CommandFailed
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A planned command: what to run, with which environment, where."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    def full_env(self) -> dict[str, str]:
+        """The process environment with this invocation's additions."""
+        merged = dict(os.environ)
+        merged.update(self.env)
+        return merged
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command did."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    seconds: float
+    log: Path | None
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run(inv: Invocation, log: Path | None = None, *, check: bool = True, stream: bool = False,
+        what: str | None = None) -> Result:
+    """Run ``inv`` to completion, appending its output to ``log``.
+
+    On any exception (including KeyboardInterrupt) the whole process group is
+    killed before the exception propagates, so nothing outlives the caller.
+    """
+    start = time.monotonic()
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    try:
+        if log:
+            out.write(f"$ {' '.join(inv.argv)}\n".encode())
+            out.flush()
+        proc = subprocess.Popen(
+            inv.argv, env=inv.full_env(), cwd=inv.cwd, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stream else out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            if stream and proc.stdout is not None:
+                for line in proc.stdout:
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.flush()
+                    if log:
+                        out.write(line)
+            proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            raise
+        # Tools may leave children behind in their group (ssh control masters).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if log:
+            out.close()
+    result = Result(inv.argv, proc.returncode, time.monotonic() - start, log)
+    if check and proc.returncode != 0:
+        raise CommandFailed(
+            f"{what or Path(inv.argv[0]).name} failed (exit {proc.returncode})", log=log)
+    return result
+
+
+def capture(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 60) -> str:
+    """Run a short command and return its stdout; raise CommandFailed with its stderr."""
+    merged = dict(os.environ)
+    merged.update(env or {})
+    try:
+        done = subprocess.run(list(argv), env=merged, cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except FileNotFoundError as exc:
+        raise CommandFailed(f"{argv[0]} not found") from exc
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise CommandFailed(f"{' '.join(argv[:2])} failed: {detail[-1] if detail else done.returncode}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def background(inv: Invocation, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``inv`` for the duration of the block; kill its process group on exit."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(inv.argv, env=inv.full_env(), cwd=inv.cwd, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        _kill_group(proc)

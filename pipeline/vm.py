@@ -1,0 +1,128 @@
+"""Boot a throwaway copy of an image under QEMU and reach it over SSH.
+
+The image is never written: the VM runs on a qcow2 overlay whose backing file is
+the image, in a scratch folder removed on exit. Ports (SSH and any declared in
+kiln.toml) are forwarded to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import proc, seed
+from pipeline.errors import KilnError
+
+BOOT_TIMEOUT = 600.0
+
+
+def accelerator() -> str:
+    """``kvm`` when /dev/kvm really works, else ``tcg``; ``KILN_ACCEL`` overrides.
+
+    On some hosts /dev/kvm exists but hangs, so existence is not enough: the
+    default is tcg unless KILN_ACCEL=kvm is set.
+    """
+    return os.environ.get("KILN_ACCEL", "tcg")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A running VM: how to reach it."""
+
+    ssh_port: int
+    access: seed.Access
+    ssh_config: Path
+    forwards: Mapping[str, int] = field(default_factory=dict)  # label -> host port
+    pid: int = 0
+
+    def ssh_argv(self, *command: str) -> list[str]:
+        """argv of an ssh command into the guest."""
+        return ["ssh", *seed.ssh_options(self.access.key), "-p", str(self.ssh_port),
+                f"{self.access.user}@127.0.0.1", *command]
+
+
+def qemu_invocation(*, disk: Path, seed_iso: Path, ssh_port: int, forwards: Mapping[int, int],
+                    serial_log: Path, pidfile: Path, memory: int = 1024, cpus: int = 2,
+                    accel: str = "tcg") -> proc.Invocation:
+    """The qemu-system command for a verification boot (``forwards``: host port → guest port)."""
+    hostfwd = [f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
+    hostfwd += [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in sorted(forwards.items())]
+    return proc.Invocation(argv=(
+        "qemu-system-x86_64", "-accel", accel, "-m", str(memory), "-smp", str(cpus),
+        "-display", "none", "-monitor", "none", "-serial", f"file:{serial_log}",
+        "-drive", f"file={disk},if=virtio,format=qcow2",
+        "-drive", f"file={seed_iso},media=cdrom,readonly=on",
+        "-netdev", "user,id=n0," + ",".join(hostfwd),
+        "-device", "virtio-net-pci,netdev=n0",
+        "-pidfile", str(pidfile),
+    ))
+
+
+def overlay_invocation(image: Path, overlay: Path) -> proc.Invocation:
+    """qemu-img command for a throwaway overlay on ``image``."""
+    return proc.Invocation(("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image),
+                            str(overlay)))
+
+
+@contextlib.contextmanager
+def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
+         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT) -> Iterator[Guest]:
+    """Boot ``image`` on an overlay in ``scratch``; yield once SSH and cloud-init are ready.
+
+    On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed.
+    """
+    scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
+    try:
+        access = seed.make_access(scratch / "access", user, f"{name}-{scratch.name}", name)
+        iso = scratch / "seed.iso"
+        proc.run(seed.iso_invocation(access, iso), log_dir / f"{name}-qemu.log", what="xorriso")
+        overlay = scratch / "overlay.qcow2"
+        proc.run(overlay_invocation(image, overlay), log_dir / f"{name}-qemu.log", what="qemu-img create")
+        ssh_port = free_port()
+        host_ports = {label: free_port() for label in (forwards or {})}
+        inv = qemu_invocation(disk=overlay, seed_iso=iso, ssh_port=ssh_port,
+                              forwards={host_ports[lbl]: guest for lbl, guest in (forwards or {}).items()},
+                              serial_log=log_dir / f"{name}-serial.log", pidfile=scratch / "qemu.pid",
+                              accel=accelerator())
+        with proc.background(inv, log_dir / f"{name}-qemu.log") as vm:
+            guest = Guest(ssh_port=ssh_port, access=access,
+                          ssh_config=seed.ssh_config(scratch / "ssh_config", access),
+                          forwards=host_ports, pid=vm.pid)
+            _wait_for_ssh(guest, vm, timeout, log_dir / f"{name}-serial.log")
+            subprocess.run(guest.ssh_argv("sudo", "cloud-init", "status", "--wait"), check=False,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+            try:
+                yield guest
+            finally:
+                # Close any ControlMaster connection before QEMU goes away.
+                subprocess.run(["ssh", "-F", str(guest.ssh_config), "-O", "exit", "-p", str(ssh_port),
+                                "127.0.0.1"], check=False, capture_output=True, stdin=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait_for_ssh(guest: Guest, vm: subprocess.Popen[bytes], timeout: float, serial: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if vm.poll() is not None:
+            raise KilnError(f"QEMU exited (code {vm.returncode}) before the VM answered on SSH", log=serial)
+        done = subprocess.run(guest.ssh_argv("true"), check=False, capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        if done.returncode == 0:
+            return
+        time.sleep(2)
+    raise KilnError(f"the VM did not answer on SSH within {int(timeout)} s", log=serial)

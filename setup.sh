@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Kiln set-up: installs every system package and Python package Kiln needs, then
+# optionally runs a job. Idempotent; a second run installs nothing and takes seconds.
+#
+#   ./setup.sh                 set-up only
+#   ./setup.sh bake [IMAGE]    set-up, then `invoke bake IMAGE` (default: app) on the local target
+#   ./setup.sh test [ARGS]     set-up, then the whole test suite (pytest ARGS)
+#
+# Works as root or as a user with sudo (apt and the one-time foundation build need root).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
+
+SYSTEM_PACKAGES=(
+  packer qemu-system-x86 qemu-utils mmdebstrap e2fsprogs fdisk extlinux syslinux-common
+  xorriso openssh-client python3 python3-venv git ca-certificates
+)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+missing=()
+for pkg in "${SYSTEM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Debian's own Python, so every machine bakes with the same interpreter.
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  /usr/bin/python3 -m venv .venv
+fi
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat .venv/.kiln-requirements 2>/dev/null)" != "$want" ]; then
+  say "installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > .venv/.kiln-requirements
+fi
+
+export KILN_CACHE="${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}"
+if [ "$(id -u)" -ne 0 ] && [ "${1:-}" != "" ]; then
+  # The foundation (loop device + mount for the boot loader) is the only root-only step.
+  "${SUDO[@]}" env KILN_CACHE="$KILN_CACHE" .venv/bin/invoke foundation
+  "${SUDO[@]}" chown -R "$(id -u):$(id -g)" "$KILN_CACHE"
+fi
+
+case "${1:-}" in
+  "") say "ready: .venv/bin/invoke --list" ;;
+  bake) shift; exec .venv/bin/invoke bake "${@:-app}" ;;
+  test) shift; exec .venv/bin/python -m pytest "$@" ;;
+  *) say "unknown job '$1' (use: bake [IMAGE] | test [PYTEST ARGS])"; exit 2 ;;
+esac

@@ -1,0 +1,32 @@
+"""Shared fixtures: the repository root and a throwaway copy of the project."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    """The Kiln repository."""
+    return ROOT
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the parts of the project a bake reads (config, packer, playbooks, specs)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("kiln.toml",):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("packer", "playbooks", "specs"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A writable copy of the project, for tests that change its config."""
+    return copy_project(tmp_path / "project")

@@ -1,0 +1,162 @@
+"""The real local chain: foundation → base → app with Packer, QEMU, Ansible and testinfra.
+
+Slow (about a quarter of an hour under software emulation); the foundation is
+cached outside the clone (KILN_CACHE, default ~/.cache/kiln), images and
+catalog live in a temporary KILN_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pipeline import store, vm
+from tests.conftest import ROOT, copy_project
+
+pytestmark = pytest.mark.e2e
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+def invoke(*args: str, env: dict[str, str], timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def kiln_processes(home: Path) -> list[str]:
+    """Command lines of running processes that mention this test's KILN_HOME."""
+    out = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(home) in line and ("qemu" in line or "packer" in line)]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kiln-home")
+
+
+@pytest.fixture(scope="module")
+def env(home: Path) -> dict[str, str]:
+    return {**os.environ, "KILN_HOME": str(home)}
+
+
+@pytest.fixture(scope="module")
+def baked(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = invoke("bake", "app", env=env)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def export(baked, env: dict[str, str]) -> dict:
+    assert baked.returncode == 0, baked.stderr
+    done = invoke("catalog.export", env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def images(export: dict, name: str) -> list[dict]:
+    return [i for i in export["images"] if i["name"] == name]
+
+
+def test_bake_app_builds_base_then_app_and_prints_a_summary(baked):
+    assert baked.returncode == 0, baked.stderr
+    out = baked.stdout
+    assert out.index("base@") < out.index("app@")
+    summary = out.splitlines()[-3:]
+    assert summary[0].split()[:3] == ["IMAGE", "VERSION", "STATUS"]
+    assert summary[1].split()[0] == "base" and summary[1].split()[2] == "verified"
+    assert summary[2].split()[0] == "app" and summary[2].split()[2] == "verified"
+
+
+def test_catalog_records_both_verified_with_lineage(export):
+    assert export["schema_version"] == 1
+    [base] = images(export, "base")
+    [app] = images(export, "app")
+    assert base["status"] == app["status"] == "verified"
+    assert base["parent"] is None
+    assert app["parent"] == {"name": "base", "version": base["version"]}
+    assert export["channels"]["app"]["latest"] == app["version"]
+    assert export["channels"]["base"]["latest"] == base["version"]
+    for img in (base, app):
+        assert img["fingerprint"].startswith("sha256:")
+        assert img["created_at"].endswith("Z")
+        assert len(img["git"]["commit"]) == 40
+        [art] = img["artifacts"]
+        assert art["target"] == "local" and art["region"] is None
+        assert Path(art["path"]).name == f"{img['name']}-{img['version']}.qcow2"
+        assert art["id"] == "sha256:" + store.digest_file(Path(art["path"]))
+
+
+def test_app_stores_only_its_delta_on_the_base(export):
+    [base] = images(export, "base")
+    [app] = images(export, "app")
+    base_path = base["artifacts"][0]["path"]
+    app_path = app["artifacts"][0]["path"]
+    assert store.backing_file(Path(app_path)) == base_path
+    assert store.backing_file(Path(base_path)) is None
+    assert Path(app_path).stat().st_size < Path(base_path).stat().st_size / 3
+
+
+def test_each_verification_wrote_a_passing_junit_report(export):
+    import xml.etree.ElementTree as ET
+
+    for img in export["images"]:
+        junit = Path(img["log_dir"]) / "junit.xml"
+        root = ET.parse(junit).getroot()
+        cases = list(root.iter("testcase"))
+        assert cases and not [c for c in cases if c.find("failure") is not None or c.find("error") is not None]
+        if img["name"] == "app":  # a child passes its parent's specs too
+            assert any("test_base" in (c.get("classname") or "") for c in cases)
+        report = json.loads(Path(img["report"]).read_text())
+        assert report["idempotence"]["ok"] and report["idempotence"]["changed"] == []
+
+
+def test_booted_app_answers_health_with_catalog_identity(export, tmp_path):
+    [app] = images(export, "app")
+    image = Path(app["artifacts"][0]["path"])
+    with vm.boot(image, tmp_path / "scratch", tmp_path, forwards={"http": 80}, name="health") as guest:
+        url = f"http://127.0.0.1:{guest.forwards['http']}/health"
+        body = json.loads(urllib.request.urlopen(url, timeout=60).read())
+    assert body["image"]["name"] == "app"
+    assert body["image"]["version"] == app["version"]
+    assert not (tmp_path / "scratch").exists()
+
+
+def test_nothing_left_behind(export, home):
+    assert kiln_processes(home) == []
+    runs = home / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
+    assert not list((home / "images").rglob("*.partial"))
+
+
+def test_failing_spec_fails_the_bake_and_records_nothing_verified(export, env, home, tmp_path):
+    project = copy_project(tmp_path / "project")
+    (project / "playbooks" / "probe.yml").write_text(
+        "---\n- name: Probe\n  hosts: all\n  become: true\n  gather_facts: false\n"
+        "  roles:\n    - role: image_release\n")
+    (project / "specs" / "probe").mkdir()
+    (project / "specs" / "probe" / "test_probe.py").write_text(
+        "def test_deliberately_broken(host):\n    assert host.file('/etc/no-such-file').exists\n")
+    with open(project / "kiln.toml", "a") as fh:
+        fh.write('\n[images.probe]\nparent = "base"\n')
+    result = invoke("bake", "probe", env={**env, "KILN_PROJECT": str(project)})
+    sys.stdout.write(result.stdout)
+    assert result.returncode == 1
+    err_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("kiln: error:")]
+    assert len(err_lines) == 1, result.stderr
+    assert "test_deliberately_broken" in err_lines[0] and "junit" in err_lines[0]
+    assert "Traceback" not in result.stderr
+    doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    probes = images(doc, "probe")
+    assert [p["status"] for p in probes] == ["failed"]
+    assert "probe" not in doc["channels"]
+    assert Path(probes[0]["report"]).exists()
+    # the verified base was reused, not rebuilt
+    assert len(images(doc, "base")) == 1
+    assert kiln_processes(home) == []

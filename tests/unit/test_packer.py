@@ -1,0 +1,110 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import packer
+from pipeline.errors import BuildFailed, ToolMissing
+
+MANIFEST = {
+    "builds": [
+        {"name": "image", "builder_type": "qemu", "build_time": 1, "artifact_id": "VM",
+         "files": [{"name": "/old/base.qcow2", "size": 1}], "packer_run_uuid": "old", "custom_data": {}},
+        {"name": "image", "builder_type": "qemu", "build_time": 2, "artifact_id": "VM",
+         "files": [{"name": "/out/base-2026.1127.141438.qcow2", "size": 733151232}],
+         "packer_run_uuid": "3ace9b47", "custom_data": {"image_name": "base", "run_id": "r1"}},
+    ],
+    "last_run_uuid": "3ace9b47",
+}
+
+
+def test_build_invocation_argv(tmp_path):
+    inv = packer.build_invocation(template_dir=Path("/p/packer/image"), var_file=Path("/s/v.json"), target="local",
+                                  env={"PACKER_CACHE_DIR": "/c"})
+    assert inv.argv == ("packer", "build", "-color=false", "-timestamp-ui", "-only=qemu.image",
+                        "-var-file=/s/v.json", "/p/packer/image")
+    assert inv.env["CHECKPOINT_DISABLE"] == "1"
+    assert inv.env["PACKER_CACHE_DIR"] == "/c"
+    assert inv.env["PATH"].split(":")[0] == str(packer.SHIMS)
+
+
+def test_aws_target_selects_amazon_source():
+    inv = packer.build_invocation(template_dir=Path("t"), var_file=Path("v.json"), target="aws", env={})
+    assert "-only=amazon-ebs.image" in inv.argv
+
+
+def test_unknown_target():
+    with pytest.raises(BuildFailed, match="unknown target 'gcp'"):
+        packer.build_invocation(template_dir=Path("t"), var_file=Path("v.json"), target="gcp", env={})
+
+
+def test_read_manifest_last_build(tmp_path):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(MANIFEST))
+    out = packer.read_manifest(path)
+    assert out.files == (Path("/out/base-2026.1127.141438.qcow2"),)
+    assert out.custom_data["image_name"] == "base"
+    assert out.run_uuid == "3ace9b47"
+    assert packer.read_manifest(path, run_uuid="old").files == (Path("/old/base.qcow2"),)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "wrote no manifest"), ("{not json", "unreadable Packer manifest"), ('{"builds": []}', "records no build"),
+])
+def test_read_manifest_errors(tmp_path, content, message):
+    path = tmp_path / "manifest.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(BuildFailed, match=message):
+        packer.read_manifest(path)
+
+
+def test_version_parsing():
+    assert packer.parse_version("Packer v1.6.6\n") == (1, 6, 6)
+    assert packer.parse_version("Packer v1.11.2\n\nYour version is out of date") == (1, 11, 2)
+    with pytest.raises(ToolMissing):
+        packer.parse_version("garbage")
+    assert not packer.needs_init((1, 6, 6))
+    assert packer.needs_init((1, 7, 0))
+
+
+def test_var_file_is_json(tmp_path):
+    path = packer.write_var_file(tmp_path / "v.json", {"b": 1, "a": ["x"]})
+    assert json.loads(path.read_text()) == {"a": ["x"], "b": 1}
+    with pytest.raises(ValueError):
+        packer.write_var_file(tmp_path / "v.hcl", {})
+
+
+def test_qemu_img_shim_adds_backing_format(tmp_path):
+    import os
+    import subprocess
+
+    fake = tmp_path / "qemu-img"
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "KILN_REAL_QEMU_IMG": str(fake)}
+    shim = str(packer.SHIMS / "qemu-img")
+    run = lambda *a: subprocess.run([shim, *a], env=env, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    assert run("create", "-f", "qcow2", "-b", "/p.qcow2", "/c.qcow2") == "create -F qcow2 -f qcow2 -b /p.qcow2 /c.qcow2"
+    assert run("create", "-f", "qcow2", "-F", "raw", "-b", "/p", "/c") == "create -f qcow2 -F raw -b /p /c"
+    assert run("convert", "-O", "qcow2", "a", "b") == "convert -O qcow2 a b"
+
+
+def test_real_packer_accepts_the_template_set(root, tmp_path):
+    """`packer validate` of packer/image with a full plan (Debian's Packer 1.6.6 or newer)."""
+    import subprocess
+
+    variables = {
+        "image_name": "app", "image_version": "2026.1127.141438", "source_image": str(tmp_path / "base.qcow2"),
+        "output_dir": str(tmp_path / "out"), "manifest_path": str(tmp_path / "m.json"), "run_id": "r",
+        "playbook": str(root / "playbooks" / "app.yml"), "ssh_private_key_file": str(tmp_path / "k"),
+        "finalize_script": str(root / "packer" / "finalize.sh"), "use_backing_file": True,
+    }
+    var_file = packer.write_var_file(tmp_path / "v.json", variables)
+    done = subprocess.run(["packer", "validate", f"-var-file={var_file}", str(root / "packer" / "image")],
+                          capture_output=True, text=True, env={**packer.build_env({})})
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run(["packer", "validate", "-var", "accelerator=hvf", f"-var-file={var_file}",
+                           str(root / "packer" / "image")], capture_output=True, text=True,
+                          env={**packer.build_env({})})
+    assert done.returncode != 0 and "accelerator must be kvm or tcg" in done.stdout + done.stderr

@@ -1,0 +1,38 @@
+import hashlib
+
+from pipeline import progress, store
+
+
+def test_fmt_seconds():
+    assert progress.fmt_seconds(4.21) == "4.2s"
+    assert progress.fmt_seconds(185) == "3m05s"
+
+
+def test_summary_table():
+    out = progress.table([progress.Row("base", "2026.1127.141438", "verified", 190.0, "/s/base.qcow2"),
+                          progress.Row("app", "2026.1127.142000", "failed", 61.5, "")])
+    lines = out.splitlines()
+    assert lines[0].split() == ["IMAGE", "VERSION", "STATUS", "DURATION", "ARTIFACT"]
+    assert lines[1].split() == ["base", "2026.1127.141438", "verified", "3m10s", "/s/base.qcow2"]
+    assert lines[2].split() == ["app", "2026.1127.142000", "failed", "1m02s"]
+
+
+def test_reporter_writes_stream_and_log(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    rep = progress.Reporter(stream=stream, log=tmp_path / "bake.log")
+    rep.line("base: build …")
+    assert "base: build …" in stream.getvalue()
+    assert "base: build …" in (tmp_path / "bake.log").read_text()
+
+
+def test_store_is_content_addressed_and_read_only(tmp_path):
+    src = tmp_path / "out.qcow2"
+    src.write_bytes(b"image bytes")
+    artifact_id, path = store.put(tmp_path / "store", src, "base", "2026.1127.141438")
+    digest = hashlib.sha256(b"image bytes").hexdigest()
+    assert artifact_id == f"sha256:{digest}"
+    assert path == tmp_path / "store" / f"sha256-{digest}" / "base-2026.1127.141438.qcow2"
+    assert path.read_bytes() == b"image bytes" and not src.exists()
+    assert path.stat().st_mode & 0o222 == 0

@@ -1,0 +1,48 @@
+import json
+from pathlib import Path
+
+from pipeline import seed, vm
+
+
+def test_qemu_invocation_binds_loopback_and_never_writes_the_image(tmp_path):
+    inv = vm.qemu_invocation(disk=tmp_path / "o.qcow2", seed_iso=tmp_path / "s.iso", ssh_port=2200,
+                             forwards={8080: 80}, serial_log=tmp_path / "serial", pidfile=tmp_path / "pid")
+    argv = list(inv.argv)
+    assert argv[:3] == ["qemu-system-x86_64", "-accel", "tcg"]
+    netdev = argv[argv.index("-netdev") + 1]
+    assert "hostfwd=tcp:127.0.0.1:2200-:22" in netdev
+    assert "hostfwd=tcp:127.0.0.1:8080-:80" in netdev
+    assert "hostfwd=tcp::" not in netdev
+    assert f"file={tmp_path / 'o.qcow2'},if=virtio,format=qcow2" in argv
+
+
+def test_overlay_has_explicit_backing_format(tmp_path):
+    argv = vm.overlay_invocation(Path("/img.qcow2"), tmp_path / "o.qcow2").argv
+    assert argv[argv.index("-F") + 1] == "qcow2" and argv[argv.index("-b") + 1] == "/img.qcow2"
+
+
+def test_free_port_is_usable():
+    import socket
+
+    port = vm.free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_access_key_and_seed(tmp_path):
+    access = seed.make_access(tmp_path / "a", "kiln", "verify-1", "vm")
+    assert access.key.exists() and (access.key.stat().st_mode & 0o077) == 0
+    user_data = (tmp_path / "a" / "seed" / "user-data").read_text()
+    assert user_data.startswith("#cloud-config\n")
+    doc = json.loads(user_data.split("\n", 1)[1])
+    assert doc["users"][0]["name"] == "kiln"
+    assert doc["users"][0]["ssh_authorized_keys"] == [access.public_key]
+    assert doc["ssh_pwauth"] is False
+    assert "instance-id: verify-1" in (tmp_path / "a" / "seed" / "meta-data").read_text()
+    assert [f.name for f in access.seed_files] == ["user-data", "meta-data", "vendor-data"]
+
+
+def test_iso_invocation_labels_cidata(tmp_path):
+    access = seed.Access(user="u", key=tmp_path / "k", seed_files=(tmp_path / "user-data",))
+    argv = seed.iso_invocation(access, tmp_path / "s.iso").argv
+    assert argv[argv.index("-volid") + 1] == "cidata"
