@@ -153,6 +153,8 @@ def packer_variables(run: Run, layer: Layer, access: seed.Access) -> dict[str, o
 def step_build(run: Run, layer: Layer) -> None:
     """Packer builds the layer on its source image with the layer's playbook."""
     access = seed.make_access(layer.scratch / "build-access", BUILD_USER, f"build-{run.run_id}", "kiln-build")
+    # Only the public half is kept: the specs check that it is gone from the image.
+    (layer.log_dir / "build-key.pub").write_text(access.public_key + "\n")
     template_dir = run.project.root / "packer" / "image"
     variables = packer_variables(run, layer, access)
     templates.check_plan(template_dir, variables)
@@ -199,11 +201,14 @@ def step_verify(run: Run, layer: Layer) -> None:
     for spec in lineage:
         forwards.update(spec.forward)
     identity = layer.identity(run.git)
+    build_key = layer.log_dir / "build-key.pub"
+    if build_key.exists():
+        identity["build_public_key"] = build_key.read_text().strip()
     with vm.boot(Path(layer.artifact.path), layer.scratch / "verify", layer.log_dir, forwards=forwards,
                  user=VERIFY_USER, name="verify") as guest:
         run.reporter.line(f"{layer.ref}: verify: VM up, checking idempotence")
         idem = verify.idempotence(guest, project=run.project.root, playbook=layer.spec.playbook,
-                                  extravars={f"kiln_{k}": v for k, v in identity.items()},
+                                  extravars={f"kiln_{k}": v for k, v in layer.identity(run.git).items()},
                                   work=layer.log_dir / "idempotence")
         if not idem.ok:
             write_report(layer, "failed", idempotence=idem)

@@ -8,6 +8,7 @@ behaviour. Only an image that passes both may be recorded ``verified``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -81,10 +82,12 @@ def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mappi
         "ansible_host": "127.0.0.1", "ansible_port": guest.ssh_port, "ansible_user": guest.access.user,
         "ansible_ssh_private_key_file": str(guest.access.key),
         "ansible_python_interpreter": "/usr/bin/python3"}}}}
+    # ansible-runner finds ansible-playbook on the child's PATH: make it Kiln's own.
+    envvars = {**ansible_env(project),
+               "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     runner = ansible_runner.run(
         private_data_dir=str(work), playbook=str(playbook), inventory=inventory,
-        extravars=dict(extravars), envvars=ansible_env(project), quiet=True, ident="idempotence",
-        binary=str(Path(sys.executable).parent / "ansible-playbook"),
+        extravars=dict(extravars), envvars=envvars, quiet=True, ident="idempotence",
     )
     log = work / "idempotence.log"
     stdout = work / "artifacts" / "idempotence" / "stdout"

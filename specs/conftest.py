@@ -5,7 +5,8 @@ against it with these variables set:
 
 - ``KILN_IMAGE_NAME`` / ``KILN_IMAGE_VERSION`` / ``KILN_IMAGE_PARENT`` — expected identity;
 - ``KILN_SSH_PORT`` / ``KILN_SSH_USER`` / ``KILN_SSH_KEY`` — how the VM is reached;
-- ``KILN_FORWARD_<LABEL>`` — ``127.0.0.1:PORT`` for each port in kiln.toml's ``forward``.
+- ``KILN_FORWARD_<LABEL>`` — ``127.0.0.1:PORT`` for each port in kiln.toml's ``forward``;
+- ``KILN_BUILD_PUBLIC_KEY`` — the public half of the key Packer's build used (it must be gone).
 """
 
 from __future__ import annotations
@@ -52,3 +53,12 @@ def forwarded():
 def ssh_endpoint() -> tuple[str, int, str]:
     """(host, port, user) of the VM's SSH server, for behaviour tests from the host."""
     return "127.0.0.1", int(os.environ["KILN_SSH_PORT"]), os.environ.get("KILN_SSH_USER", "kiln")
+
+
+@pytest.fixture(scope="session")
+def build_public_key() -> str:
+    """The build's public key, which must appear nowhere in the image."""
+    key = os.environ.get("KILN_BUILD_PUBLIC_KEY", "")
+    if len(key.split()) < 2:
+        pytest.fail("KILN_BUILD_PUBLIC_KEY is not set: specs are run by Kiln after a build")
+    return key

@@ -1,4 +1,5 @@
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,9 @@ def test_real_packer_accepts_the_template_set(root, tmp_path):
         "output_dir": str(tmp_path / "out"), "manifest_path": str(tmp_path / "m.json"), "run_id": "r",
         "playbook": str(root / "playbooks" / "app.yml"), "ssh_private_key_file": str(tmp_path / "k"),
         "finalize_script": str(root / "packer" / "finalize.sh"), "use_backing_file": True,
+        "ansible_command": str(Path(sys.executable).parent / "ansible-playbook"),
     }
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     var_file = packer.write_var_file(tmp_path / "v.json", variables)
     done = subprocess.run(["packer", "validate", f"-var-file={var_file}", str(root / "packer" / "image")],
                           capture_output=True, text=True, env={**packer.build_env({})})
