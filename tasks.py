@@ -9,6 +9,7 @@ from invoke import Collection, task
 from pipeline import catalog as catalog_mod
 from pipeline import config
 from pipeline.cli import guarded
+from pipeline.errors import ConfigError
 
 
 @task(positional=["image"], help={
@@ -27,6 +28,8 @@ def bake(c, image, target="local", verbose=False):
         paths = config.default_paths()
         project = config.load(paths.project)
         project.get(image)
+        if target not in bake_mod.TARGETS:
+            raise ConfigError(f"unknown target {target!r}", hint=f"targets: {', '.join(bake_mod.TARGETS)}")
         tools = bake_mod.Tools.detect()
         run_id = bake_mod.new_run_id()
         reporter = Reporter(log=paths.logs / run_id / "bake.log")

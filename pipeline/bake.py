@@ -27,6 +27,7 @@ from pipeline import config, foundation, inputs, packer, proc, seed, store, temp
 from pipeline.errors import BuildFailed, CommandFailed, KilnError, VerificationFailed
 from pipeline.progress import Reporter, Row, fmt_seconds
 
+TARGETS = ("local",)
 BUILD_USER = "packer"
 VERIFY_USER = "kiln"
 

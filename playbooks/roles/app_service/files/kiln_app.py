@@ -70,7 +70,7 @@ def make_handler(release_file: str, service: str) -> type[BaseHTTPRequestHandler
             self.wfile.write(data)
 
         def log_message(self, fmt: str, *args: object) -> None:
-            sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+            sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
 
     return Handler
 

@@ -1,0 +1,61 @@
+"""The CLI edge: tasks exist, bad input gives one line and a non-zero exit, never a traceback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+def run(root, *args, home):
+    env = {**os.environ, "KILN_HOME": str(home)}
+    return subprocess.run([INVOKE, *args], cwd=root, env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_list_shows_every_task_with_help(root, tmp_path):
+    out = run(root, "--list", home=tmp_path).stdout
+    for name in ("bake", "foundation", "catalog.list", "catalog.export"):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(name + " "))
+        assert len(line.split()) > 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("bake", "nope"), "unknown image 'nope'"),
+    (("bake", "app", "--target", "gcp"), "unknown target 'gcp'"),
+    (("catalog.list",), "no catalog at"),
+    (("catalog.export",), "no catalog at"),
+])
+def test_bad_input_is_one_line(root, tmp_path, args, message):
+    done = run(root, *args, home=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kiln: error: ") and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_corrupt_catalog_is_reported_and_left_alone(root, tmp_path):
+    (tmp_path / "catalog.db").write_bytes(b"garbage" * 1000)
+    before = (tmp_path / "catalog.db").read_bytes()
+    done = run(root, "catalog.list", home=tmp_path)
+    assert done.returncode == 1 and "unreadable catalog" in done.stderr
+    assert (tmp_path / "catalog.db").read_bytes() == before
+
+
+def test_export_and_list_of_a_real_catalog(root, tmp_path):
+    from pipeline.catalog import Artifact, Catalog
+
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        v = cat.begin_bake(name="base", parent=None, fingerprint="sha256:f", git_commit="c", git_dirty=False,
+                           run_id="r", log_dir="/l")
+        cat.add_artifact("base", v, Artifact(target="local", id="sha256:abc", path="/s/base.qcow2"))
+        cat.set_status("base", v, "verified")
+    doc = json.loads(run(root, "catalog.export", home=tmp_path).stdout)
+    assert doc["channels"] == {"base": {"latest": v}}
+    listing = run(root, "catalog.list", home=tmp_path).stdout.splitlines()
+    assert listing[0].split()[:3] == ["IMAGE", "VERSION", "STATUS"]
+    assert listing[1].split()[:3] == ["base", v, "verified"]
