@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -163,7 +164,12 @@ def step_build(run: Run, layer: Layer) -> None:
     inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, target=run.target,
                                   env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer")})
     log = layer.log_dir / "packer.log"
-    result = proc.run(inv, log, check=False, stream=run.verbose)
+
+    def tick(elapsed: float) -> None:
+        run.reporter.line(f"{layer.ref}: build … {fmt_seconds(elapsed)} {last_activity(log)}".rstrip())
+
+    result = proc.run(inv, log, check=False, stream=run.verbose, tick=None if run.verbose else tick,
+                      tick_every=60.0)
     if result.returncode != 0:
         raise BuildFailed(f"{layer.ref}: packer build failed (exit {result.returncode}): {packer_failure(log)}",
                           log=log)
@@ -172,6 +178,22 @@ def step_build(run: Run, layer: Layer) -> None:
     if not images:
         raise BuildFailed(f"{layer.ref}: Packer's manifest lists no qcow2 file", log=log)
     layer.built = images[0]
+
+
+def last_activity(log: Path) -> str:
+    """What the build is doing now, from the tail of Packer's log (for progress only)."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 16384))
+            tail = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(tail):
+        if "TASK [" in line:
+            return "(" + line.split("TASK [", 1)[1].split("]", 1)[0] + ")"
+        if "==> " in line:
+            return "(" + line.split("==> ", 1)[1].split(": ", 1)[-1].strip()[:60] + ")"
+    return ""
 
 
 def packer_failure(log: Path) -> str:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +63,14 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 
 def run(inv: Invocation, log: Path | None = None, *, check: bool = True, stream: bool = False,
-        what: str | None = None) -> Result:
+        what: str | None = None, tick: Callable[[float], None] | None = None,
+        tick_every: float = 30.0) -> Result:
     """Run ``inv`` to completion, appending its output to ``log``.
 
-    On any exception (including KeyboardInterrupt) the whole process group is
-    killed before the exception propagates, so nothing outlives the caller.
+    ``tick(elapsed)`` is called every ``tick_every`` seconds while it runs, so long
+    steps can show progress. On any exception (including KeyboardInterrupt) the
+    whole process group is killed before the exception propagates, so nothing
+    outlives the caller.
     """
     start = time.monotonic()
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
@@ -87,7 +90,13 @@ def run(inv: Invocation, log: Path | None = None, *, check: bool = True, stream:
                     sys.stdout.flush()
                     if log:
                         out.write(line)
-            proc.wait()
+            while True:
+                try:
+                    proc.wait(timeout=tick_every if tick else None)
+                    break
+                except subprocess.TimeoutExpired:
+                    if tick:
+                        tick(time.monotonic() - start)
         except BaseException:
             _kill_group(proc)
             raise
