@@ -91,6 +91,18 @@ def catalog_export(c):
     guarded(work)
 
 
+@task
+def bench(c):
+    """Print measured figures: per-step bake times and stored vs flattened image sizes."""
+    from pipeline import bench as bench_mod
+
+    def work() -> None:
+        paths = config.default_paths()
+        print(bench_mod.report(paths, config.load(paths.project)))
+
+    guarded(work)
+
+
 catalog = Collection("catalog")
 catalog.add_task(catalog_list)
 catalog.add_task(catalog_export)
@@ -98,4 +110,5 @@ catalog.add_task(catalog_export)
 ns = Collection()
 ns.add_task(bake)
 ns.add_task(foundation)
+ns.add_task(bench)
 ns.add_collection(catalog)

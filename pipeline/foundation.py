@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -124,11 +125,13 @@ def ensure(recipe: Recipe, cache: Path, log: Path,
                             hint="run the bake once with sudo, or as root, to fill the cache")
         progress("building the Debian foundation with mmdebstrap (once per recipe)")
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent.parent))
+        started = time.monotonic()
         try:
             _build(recipe, work, log)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(work / "foundation.qcow2", target)
             (target.parent / "recipe.digest").write_text(recipe.digest() + "\n")
+            (target.parent / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
+            os.replace(work / "foundation.qcow2", target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target

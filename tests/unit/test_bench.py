@@ -1,0 +1,46 @@
+import json
+import subprocess
+from datetime import UTC, datetime
+
+from pipeline import bench, config, store
+from pipeline.catalog import Artifact, Catalog
+
+
+def qcow2(path, backing=None, data=b""):
+    argv = ["qemu-img", "create", "-q", "-f", "qcow2"]
+    if backing:
+        argv += ["-F", "qcow2", "-b", str(backing)]
+    subprocess.run([*argv, str(path), "16M"], check=True)
+    if data:
+        subprocess.run(["qemu-io", "-c", f"write -P 0x5a 0 {len(data)}", str(path)], check=True,
+                       capture_output=True)
+
+
+def test_report_shows_step_times_and_delta_sizes(root, tmp_path):
+    base_img, app_img = tmp_path / "base.qcow2", tmp_path / "app.qcow2"
+    qcow2(base_img, data=b"x" * (4 << 20))
+    qcow2(app_img, backing=base_img)
+    assert store.backing_file(app_img) == str(base_img)
+    paths = config.Paths(project=root, home=tmp_path / "home", cache=tmp_path / "cache")
+    project = config.load(root)
+    with Catalog.open(paths.catalog) as cat:
+        parent = None
+        for name, img, build in (("base", base_img, 190.0), ("app", app_img, 130.0)):
+            log_dir = tmp_path / name
+            log_dir.mkdir()
+            (log_dir / "timings.json").write_text(json.dumps(
+                {"status": "verified", "steps": {"build": build, "store": 0.5, "verify": 70.0}, "total": build + 71}))
+            v = cat.begin_bake(name=name, parent=parent, fingerprint="sha256:f", git_commit="c", git_dirty=False,
+                               run_id="r", log_dir=str(log_dir), clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+            cat.set_log_dir(name, v, str(log_dir))
+            cat.add_artifact(name, v, Artifact(target="local", id="sha256:x", path=str(img)))
+            cat.set_status(name, v, "verified")
+            parent = (name, v)
+    text = bench.report(paths, project)
+    assert "foundation: build time not recorded" in text
+    lines = text.splitlines()
+    base_row = next(ln for ln in lines if ln.startswith("base ") and "3m10s" in ln)
+    assert "1m10s" in base_row
+    app_size = next(ln for ln in lines if ln.startswith("app ") and "MiB" in ln).split()
+    stored, flattened = float(app_size[2]), float(app_size[4])
+    assert stored < flattened
