@@ -161,8 +161,11 @@ def step_build(run: Run, layer: Layer) -> None:
     variables = packer_variables(run, layer, access)
     templates.check_plan(template_dir, variables)
     var_file = packer.write_var_file(layer.scratch / "build.pkrvars.json", variables)
+    # Packer's own temporary files (the seed ISO, ...) go to the scratch folder, removed in every case.
+    tmp = layer.scratch / "tmp"
+    tmp.mkdir()
     inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, target=run.target,
-                                  env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer")})
+                                  env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer"), "TMPDIR": str(tmp)})
     log = layer.log_dir / "packer.log"
 
     def tick(elapsed: float) -> None:

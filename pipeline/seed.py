@@ -74,8 +74,8 @@ def ssh_options(key: Path) -> list[str]:
             "-o", "ConnectTimeout=10"]
 
 
-def ssh_config(path: Path, access: Access) -> Path:
-    """An ssh_config file for testinfra and humans."""
+def ssh_config(path: Path, access: Access, control_dir: Path) -> Path:
+    """An ssh_config file for testinfra and humans; connections are shared through ``control_dir``."""
     path.write_text(
         "Host *\n"
         f"  User {access.user}\n"
@@ -85,6 +85,6 @@ def ssh_config(path: Path, access: Access) -> Path:
         "  UserKnownHostsFile /dev/null\n"
         "  LogLevel ERROR\n"
         "  ControlMaster auto\n"
-        f"  ControlPath {path.parent}/cm-%C\n"
+        f"  ControlPath {control_dir}/%C\n"
         "  ControlPersist 60s\n")
     return path

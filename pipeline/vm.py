@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
     On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed.
     """
     scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
+    # SSH control sockets need a short path (108 bytes at most): not under scratch.
+    control = Path(tempfile.mkdtemp(prefix="kiln-ssh-"))
     try:
         access = seed.make_access(scratch / "access", user, f"{name}-{scratch.name}", name)
         iso = scratch / "seed.iso"
@@ -100,7 +103,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
                               accel=accelerator())
         with proc.background(inv, log_dir / f"{name}-qemu.log") as vm:
             guest = Guest(ssh_port=ssh_port, access=access,
-                          ssh_config=seed.ssh_config(scratch / "ssh_config", access),
+                          ssh_config=seed.ssh_config(scratch / "ssh_config", access, control),
                           forwards=host_ports, pid=vm.pid)
             _wait_for_ssh(guest, vm, timeout, log_dir / f"{name}-serial.log")
             subprocess.run(guest.ssh_argv("sudo", "cloud-init", "status", "--wait"), check=False,
@@ -113,6 +116,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
                                 "127.0.0.1"], check=False, capture_output=True, stdin=subprocess.DEVNULL)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(control, ignore_errors=True)
 
 
 def _wait_for_ssh(guest: Guest, vm: subprocess.Popen[bytes], timeout: float, serial: Path) -> None:

@@ -136,15 +136,8 @@ def test_nothing_left_behind(export, home):
 
 
 def test_failing_spec_fails_the_bake_and_records_nothing_verified(export, env, home, tmp_path):
-    project = copy_project(tmp_path / "project")
-    (project / "playbooks" / "probe.yml").write_text(
-        "---\n- name: Probe\n  hosts: all\n  become: true\n  gather_facts: false\n"
-        "  roles:\n    - role: image_release\n")
-    (project / "specs" / "probe").mkdir()
-    (project / "specs" / "probe" / "test_probe.py").write_text(
-        "def test_deliberately_broken(host):\n    assert host.file('/etc/no-such-file').exists\n")
-    with open(project / "kiln.toml", "a") as fh:
-        fh.write('\n[images.probe]\nparent = "base"\n')
+    project = probe_project(
+        tmp_path, "def test_deliberately_broken(host):\n    assert host.file('/etc/no-such-file').exists\n")
     result = invoke("bake", "probe", env={**env, "KILN_PROJECT": str(project)})
     sys.stdout.write(result.stdout)
     assert result.returncode == 1
@@ -160,3 +153,46 @@ def test_failing_spec_fails_the_bake_and_records_nothing_verified(export, env, h
     # the verified base was reused, not rebuilt
     assert len(images(doc, "base")) == 1
     assert kiln_processes(home) == []
+
+
+def probe_project(tmp_path: Path, spec_body: str) -> Path:
+    """A copy of the project with a small third image, `probe`, on base."""
+    project = copy_project(tmp_path / "project")
+    (project / "playbooks" / "probe.yml").write_text(
+        "---\n- name: Probe\n  hosts: all\n  become: true\n  gather_facts: false\n"
+        "  roles:\n    - role: image_release\n")
+    (project / "specs" / "probe").mkdir()
+    (project / "specs" / "probe" / "test_probe.py").write_text(spec_body)
+    with open(project / "kiln.toml", "a") as fh:
+        fh.write('\n[images.probe]\nparent = "base"\n')
+    return project
+
+
+def test_ctrl_c_during_the_build_leaves_nothing_behind(export, env, home, tmp_path):
+    import signal
+    import time
+
+    project = probe_project(tmp_path, "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n")
+    before = set(Path("/tmp").glob("packer*"))
+    proc = subprocess.Popen([INVOKE, "bake", "probe"], cwd=ROOT, env={**env, "KILN_PROJECT": str(project)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    started = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        logs = list((home / "logs").glob("*/probe-*/packer.log"))
+        if logs and "Waiting for SSH" in logs[0].read_text():
+            started = True
+            break
+        time.sleep(1)
+    assert started, "Packer did not reach the VM boot"
+    assert kiln_processes(home), "expected Packer and QEMU to be running"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert kiln_processes(home) == []
+    assert list((home / "runs").iterdir()) == []
+    assert set(Path("/tmp").glob("packer*")) <= before
+    doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    assert [p["status"] for p in images(doc, "probe")] == ["interrupted"]
+    assert "probe" not in doc["channels"]
