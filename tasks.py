@@ -1,4 +1,8 @@
-"""Kiln's tasks: ``invoke --list`` shows them; each is a thin wrapper over ``pipeline``."""
+"""Kiln's tasks: ``invoke --list`` shows them; each is a thin wrapper over ``pipeline``.
+
+invoke needs every positional argument, so ``--all`` stands in for IMAGE where a
+task can work on every image (``invoke bake --all``, ``invoke plan --all``).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,41 @@ from invoke import Collection, task
 
 from pipeline import catalog as catalog_mod
 from pipeline import config
-from pipeline.cli import guarded
+from pipeline.cli import OptionalPositionalTask, guarded
 from pipeline.errors import ConfigError
 
 
-@task(positional=["image"], help={
-    "image": "image to bake (a key of kiln.toml's [images]); its parents are baked first when needed",
+def _images(project: config.Project, image: str, all_: bool) -> list[str]:
+    if all_ and image:
+        raise ConfigError("give an IMAGE or --all, not both")
+    if all_:
+        return sorted(project.images)
+    project.get(image)
+    return [image]
+
+
+def _catalog(create: bool = False) -> catalog_mod.Catalog:
+    return catalog_mod.Catalog.open(config.default_paths().catalog, create=create)
+
+
+def _ref(ref: str) -> tuple[str, str]:
+    from pipeline import versions
+
+    name, version = versions.parse_ref(ref)
+    if version is None:
+        raise ConfigError(f"{ref!r} names no version", hint=f"use {ref}@VERSION (see invoke catalog.list)")
+    return name, version
+
+
+@task(klass=OptionalPositionalTask, positional=["image"], help={
+    "image": "image to bake (a key of kiln.toml's [images]); outdated parents are baked first",
+    "all": "bake every outdated image, in dependency order",
+    "force": "bake IMAGE even when an identical verified one exists (parents only when outdated)",
     "target": "where to bake: local (QEMU, default)",
-    "verbose": "stream Packer, Ansible and pytest output live (it always goes to the logs)",
+    "verbose": "stream Packer's output live (everything always goes to the logs)",
 })
-def bake(c, image, target="local", verbose=False):
-    """Bake IMAGE (and any parent without a verified version), verify it, record it."""
+def bake(c, image, all_=False, force=False, target="local", verbose=False):
+    """Bake IMAGE (or --all) and what it is built on — exactly what is outdated — verify, record."""
     from pipeline import bake as bake_mod
     from pipeline.progress import Reporter, table
 
@@ -27,7 +55,7 @@ def bake(c, image, target="local", verbose=False):
     def work() -> None:
         paths = config.default_paths()
         project = config.load(paths.project)
-        project.get(image)
+        names = _images(project, image, all_)
         if target not in bake_mod.TARGETS:
             raise ConfigError(f"unknown target {target!r}", hint=f"targets: {', '.join(bake_mod.TARGETS)}")
         tools = bake_mod.Tools.detect()
@@ -38,9 +66,9 @@ def bake(c, image, target="local", verbose=False):
                                git=bake_mod.Git.of(paths.project), run_id=run_id, verbose=verbose,
                                target=target)
             state["run"] = run
-            reporter.line(f"run {run_id}: bake {image} on {target} (logs {run.log_dir})")
-            bake_mod.bake(run, image)
-            print(table(run.rows))
+            bake_mod.bake(run, names, force=names if force else ())
+            if run.rows:
+                print(table(run.rows))
 
     def summary() -> None:
         run = state.get("run")
@@ -48,6 +76,30 @@ def bake(c, image, target="local", verbose=False):
             print(table(run.rows), file=sys.stderr)  # type: ignore[attr-defined]
 
     guarded(work, on_error=summary)
+
+
+@task(klass=OptionalPositionalTask, positional=["image"], help={
+    "image": "image to plan (with its parents)", "all": "plan every image"})
+def plan(c, image, all_=False):
+    """Show the image graph and, per image, what a bake would do and why."""
+    from pipeline import bake as bake_mod
+    from pipeline import plan as plan_mod
+
+    def work() -> None:
+        paths = config.default_paths()
+        project = config.load(paths.project)
+        names = _images(project, image, all_)
+        tools = bake_mod.Tools.detect()
+        with catalog_mod.Catalog.open(paths.catalog) as cat:
+            planner = plan_mod.Planner(project=project, catalog=cat, cache=paths.cache,
+                                       tool_values=tools.values("local"))
+            decisions = planner.plan(names)
+        print(plan_mod.graph(project, {d.image: d for d in decisions}))
+        print()
+        for d in decisions:
+            print(d.describe())
+
+    guarded(work)
 
 
 @task
@@ -66,34 +118,84 @@ def foundation(c):
     guarded(work)
 
 
-@task(name="list")
-def catalog_list(c):
-    """List every recorded image version: name, version, status, parent, artifact."""
+@task(positional=["ref"], help={"ref": "NAME@VERSION to promote", "channel": "channel to move (e.g. prod)"})
+def promote(c, ref, channel):
+    """Point a named channel at a verified version (its history keeps who/when/from/to)."""
 
     def work() -> None:
-        paths = config.default_paths()
-        with catalog_mod.Catalog.open(paths.catalog, create=False) as cat:
-            rows = cat.versions()
-        print(catalog_mod.render_list(rows))
+        name, version = _ref(ref)
+        with _catalog() as cat:
+            print(cat.promote(name, version, channel).describe())
 
     guarded(work)
 
 
-@task(name="export")
-def catalog_export(c):
-    """Print the whole catalog as JSON (schema_version 1) for deploy tooling."""
+@task(positional=["image"], help={"image": "image name", "channel": "channel to move back"})
+def rollback(c, image, channel):
+    """Move a channel back one step, to the assignment before the current one."""
+
+    def work() -> None:
+        with _catalog() as cat:
+            print(cat.rollback(image, channel).describe())
+
+    guarded(work)
+
+
+@task(positional=["ref"], help={
+    "ref": "NAME@VERSION to revoke", "reason": "why (kept in the history)",
+    "cascade": "also revoke every version built on it (always done for an image that has children, e.g. base)"})
+def revoke(c, ref, reason="", cascade=False):
+    """Revoke a version: off every channel (they fall back), never a parent again."""
+
+    def work() -> None:
+        name, version = _ref(ref)
+        project = config.load(config.default_paths().project)
+        with _catalog() as cat:
+            down = cascade or bool(project.children(name))
+            revoked, moves = cat.revoke(name, version, reason=reason, cascade=down)
+        print(f"revoked: {', '.join(revoked)}")
+        for move in moves:
+            print(move.describe())
+
+    guarded(work)
+
+
+@task(positional=["ref"], help={"ref": "NAME@VERSION to restore", "cascade": "restore its revoked descendants too"})
+def restore(c, ref, cascade=False):
+    """Undo a revoke."""
+
+    def work() -> None:
+        name, version = _ref(ref)
+        with _catalog() as cat:
+            restored, moves = cat.restore(name, version, cascade=cascade)
+        print(f"restored: {', '.join(restored)}")
+        for move in moves:
+            print(move.describe())
+
+    guarded(work)
+
+
+@task(help={"keep": "verified versions to keep per image, newest first (default 3)",
+            "dry_run": "print what would go and why each survivor stays; delete nothing"})
+def prune(c, keep="3", dry_run=False):
+    """Delete old versions' image files; their catalog records stay, marked deleted."""
+    from pipeline import prune as prune_mod
 
     def work() -> None:
         paths = config.default_paths()
-        with catalog_mod.Catalog.open(paths.catalog, create=False) as cat:
-            print(catalog_mod.dumps(cat.export()))
+        n = prune_mod.parse_keep(keep)
+        with _catalog() as cat:
+            decisions = prune_mod.plan(cat, keep=n, in_use=prune_mod.in_use_local())
+            print(prune_mod.render(decisions, dry_run=dry_run))
+            if not dry_run:
+                prune_mod.apply(cat, decisions, paths.store)
 
     guarded(work)
 
 
 @task
 def bench(c):
-    """Print measured figures: per-step bake times and stored vs flattened image sizes."""
+    """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
     from pipeline import bench as bench_mod
 
     def work() -> None:
@@ -103,12 +205,74 @@ def bench(c):
     guarded(work)
 
 
+@task(name="list", help={"image": "only this image (default: all)"})
+def catalog_list(c, image=""):
+    """List recorded image versions: name, version, status, parent, artifact."""
+
+    def work() -> None:
+        with _catalog() as cat:
+            print(catalog_mod.render_list(cat.versions(image or None)))
+
+    guarded(work)
+
+
+@task(name="export")
+def catalog_export(c):
+    """Print the whole catalog as JSON (schema_version 1; pipeline/schema/catalog-v1.schema.json)."""
+
+    def work() -> None:
+        with _catalog() as cat:
+            print(catalog_mod.dumps(cat.export()))
+
+    guarded(work)
+
+
+@task(name="resolve", positional=["image"], help={
+    "image": "image name", "channel": "channel (default latest)", "target": "local (default) or aws",
+    "region": "AWS region (aws target)"})
+def catalog_resolve(c, image, channel="latest", target="local", region=""):
+    """Print only the artifact id to deploy for IMAGE on a channel; exit 1 with a reason when there is none."""
+
+    def work() -> None:
+        with _catalog() as cat:
+            print(cat.resolve(image, channel=channel, target=target, region=region or None).id)
+
+    guarded(work)
+
+
+@task(name="diff", positional=["a", "b"], help={"a": "NAME@VERSION (older)", "b": "NAME@VERSION (newer)"})
+def catalog_diff(c, a, b):
+    """Packages added / removed / changed and input files changed between two versions."""
+    from pipeline import diff as diff_mod
+
+    def work() -> None:
+        with _catalog() as cat:
+            print(diff_mod.render(diff_mod.compare(cat, _ref(a), _ref(b))))
+
+    guarded(work)
+
+
+@task(name="channels", positional=["image"], help={"image": "image name"})
+def catalog_channels(c, image):
+    """Show where each channel of IMAGE points, and every move it made (who/when/from/to)."""
+
+    def work() -> None:
+        with _catalog() as cat:
+            for channel, version in cat.channels(image).items():
+                print(f"{channel}: {version or '(none)'}")
+                if channel != catalog_mod.LATEST:
+                    for ev in cat.channel_history(image, channel):
+                        print(f"  {ev.at} {ev.who} {ev.action}: {ev.from_version or '-'} → {ev.to_version or '-'}"
+                              + (f" ({ev.reason})" if ev.reason else ""))
+
+    guarded(work)
+
+
 catalog = Collection("catalog")
-catalog.add_task(catalog_list)
-catalog.add_task(catalog_export)
+for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels):
+    catalog.add_task(_t)
 
 ns = Collection()
-ns.add_task(bake)
-ns.add_task(foundation)
-ns.add_task(bench)
+for _t in (bake, plan, foundation, promote, rollback, revoke, restore, prune, bench):
+    ns.add_task(_t)
 ns.add_collection(catalog)

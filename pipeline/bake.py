@@ -18,13 +18,14 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import catalog as catalog_mod
 from pipeline import config, foundation, inputs, packer, proc, seed, store, templates, verify, vm
+from pipeline import plan as plan_mod
 from pipeline.errors import BuildFailed, CommandFailed, KilnError, VerificationFailed
 from pipeline.progress import Reporter, Row, fmt_seconds
 
@@ -50,6 +51,10 @@ class Tools:
             if shutil.which(tool) is None:
                 raise KilnError(f"{tool} not found", hint=f"install it: apt-get install {package} (or ./setup.sh)")
         return cls(packer=packer.version(), ansible_core=ansible_version)
+
+    def values(self, target: str) -> dict[str, str]:
+        """The tool part of every bake key."""
+        return {"packer": ".".join(map(str, self.packer)), "ansible-core": self.ansible_core, "target": target}
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,11 @@ class Run:
     target: str = "local"
     rows: list[Row] = field(default_factory=list)
 
+    def planner(self) -> plan_mod.Planner:
+        """The bake-key planner for this run's project, catalog and tools."""
+        return plan_mod.Planner(project=self.project, catalog=self.catalog, cache=self.paths.cache,
+                                tool_values=self.tools.values(self.target))
+
     @property
     def log_dir(self) -> Path:
         """This run's log folder."""
@@ -103,6 +113,8 @@ class Layer:
     inputs: inputs.Inputs
     log_dir: Path
     scratch: Path
+    git: Git
+    spec_digest: str = ""
     built: Path | None = None
     artifact: catalog_mod.Artifact | None = None
     report: Path | None = None
@@ -113,11 +125,11 @@ class Layer:
         """``name@version``."""
         return f"{self.spec.name}@{self.version}"
 
-    def identity(self, git: Git) -> dict[str, str]:
+    def identity(self) -> dict[str, str]:
         """What the image says about itself (/etc/image-release) and specs expect."""
         return {"image_name": self.spec.name, "image_version": self.version,
-                "image_parent": self.parent_label, "git_commit": git.commit,
-                "git_dirty": str(git.dirty).lower()}
+                "image_parent": self.parent_label, "git_commit": self.git.commit,
+                "git_dirty": str(self.git.dirty).lower()}
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -130,7 +142,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def packer_variables(run: Run, layer: Layer, access: seed.Access) -> dict[str, object]:
     """The Packer variables of one layer's build (checked against the templates before use)."""
-    identity = layer.identity(run.git)
+    identity = layer.identity()
     return {
         "image_name": layer.spec.name,
         "image_version": layer.version,
@@ -226,7 +238,7 @@ def step_verify(run: Run, layer: Layer) -> None:
     forwards: dict[str, int] = {}
     for spec in lineage:
         forwards.update(spec.forward)
-    identity = layer.identity(run.git)
+    identity = layer.identity()
     build_key = layer.log_dir / "build-key.pub"
     if build_key.exists():
         identity["build_public_key"] = build_key.read_text().strip()
@@ -234,10 +246,12 @@ def step_verify(run: Run, layer: Layer) -> None:
                  user=VERIFY_USER, name="verify") as guest:
         run.reporter.line(f"{layer.ref}: verify: VM up, checking idempotence")
         idem = verify.idempotence(guest, project=run.project.root, playbook=layer.spec.playbook,
-                                  extravars={f"kiln_{k}": v for k, v in layer.identity(run.git).items()},
+                                  extravars={f"kiln_{k}": v for k, v in layer.identity().items()},
                                   work=layer.log_dir / "idempotence")
         if not idem.ok:
             write_report(layer, "failed", idempotence=idem)
+            run.catalog.record_verification(layer.spec.name, layer.version, spec_digest=layer.spec_digest,
+                                            ok=False, report=str(layer.report))
             what = (f"changed on a second run: {', '.join(idem.changed_tasks)}" if idem.changed_tasks
                     else f"failed on a second run: {', '.join(idem.failed_tasks)}")
             raise VerificationFailed(f"{layer.ref}: not idempotent — {what}", log=idem.log)
@@ -247,6 +261,10 @@ def step_verify(run: Run, layer: Layer) -> None:
         packages = verify.package_manifest(guest) if result.ok else []
     verify.write_json(layer.log_dir / "packages.json", packages)
     write_report(layer, "verified" if result.ok else "failed", idempotence=idem, specs=result)
+    run.catalog.record_verification(layer.spec.name, layer.version, spec_digest=layer.spec_digest, ok=result.ok,
+                                    report=str(layer.report))
+    if result.ok:
+        run.catalog.record_packages(layer.spec.name, layer.version, packages)
     if not result.ok:
         raise VerificationFailed(
             f"{layer.ref}: {len(result.failures)} of {result.tests} spec(s) failed: "
@@ -284,14 +302,14 @@ STEPS: tuple[tuple[str, Callable[[Run, Layer], None]], ...] = (
 
 @contextlib.contextmanager
 def image_lock(run: Run, name: str) -> Iterator[None]:
-    """One bake of an image at a time on this machine; a second one waits."""
+    """One bake of an image at a time on this machine; a second one waits, then re-plans."""
     folder = run.paths.home / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{name}.lock", "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            run.reporter.line(f"{name}: another bake of {name} is running; waiting for it")
+            run.reporter.line(f"{name}: another bake of {name} is running on this machine; waiting for it")
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -299,7 +317,7 @@ def image_lock(run: Run, name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def source_for(run: Run, spec: config.ImageSpec) -> tuple[catalog_mod.ImageRecord | None, Path, str, dict[str, str]]:
+def source_for(run: Run, spec: config.ImageSpec) -> tuple[catalog_mod.ImageRecord | None, Path, str]:
     """What a layer starts from: its parent's verified artifact, or the foundation."""
     if spec.parent is None:
         recipe = foundation.Recipe.load(run.project.root / "packer" / "foundation")
@@ -308,74 +326,129 @@ def source_for(run: Run, spec: config.ImageSpec) -> tuple[catalog_mod.ImageRecor
                                  progress=lambda msg: run.reporter.line(f"foundation: {msg}"))
         if time.monotonic() - started > 1:
             run.reporter.line(f"foundation: ready ({fmt_seconds(time.monotonic() - started)}) {path}")
-        digest = recipe.digest()
-        return None, path, f"foundation@{digest.split(':', 1)[1][:12]}", {"foundation": digest}
+        return None, path, f"foundation@{recipe.digest().split(':', 1)[1][:12]}"
     parent = run.catalog.latest(spec.parent)
     art = parent.artifact("local") if parent else None
     if parent is None or art is None or art.path is None or not Path(art.path).exists():
         raise KilnError(f"{spec.name}: no verified {spec.parent} image to build on",
                         hint=f"run: invoke bake {spec.parent}")
-    return parent, Path(art.path), parent.ref, {"parent": art.id}
+    return parent, Path(art.path), parent.ref
 
 
-def bake_layer(run: Run, spec: config.ImageSpec) -> Row:
-    """Bake one layer through STEPS; the catalog record ends verified, failed or interrupted."""
+def run_steps(run: Run, layer: Layer, steps: tuple[tuple[str, Callable[[Run, Layer], None]], ...],
+              final_status: str) -> Row:
+    """Run ``steps``; whatever happens, the scratch folder goes and the record leaves ``building``."""
     started = time.monotonic()
-    parent, source, parent_label, values = source_for(run, spec)
-    values.update({"packer": ".".join(map(str, run.tools.packer)), "ansible-core": run.tools.ansible_core,
-                   "target": run.target})
-    found = inputs.collect(run.project.root, spec.playbook, values)
-    version = run.catalog.begin_bake(
-        name=spec.name, parent=(parent.name, parent.version) if parent else None, fingerprint=found.key,
-        git_commit=run.git.commit, git_dirty=run.git.dirty, run_id=run.run_id, log_dir="")
-    log_dir = run.log_dir / f"{spec.name}-{version}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    verify.write_json(log_dir / "inputs.json", found.to_json())
-    layer = Layer(spec=spec, version=version, parent=parent, source_image=source, parent_label=parent_label,
-                  inputs=found, log_dir=log_dir, scratch=run.paths.runs / f"{run.run_id}-{spec.name}")
-    run.catalog.set_log_dir(spec.name, version, str(log_dir))
-    run.reporter.line(f"{layer.ref}: bake on {parent_label} (key {found.key[7:19]}, logs {log_dir})")
-    layer.scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     status = "interrupted"
     step_name = "start"
+    layer.scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     try:
-        for step_name, step in STEPS:
+        for step_name, step in steps:
             t0 = time.monotonic()
             run.reporter.line(f"{layer.ref}: {step_name} …")
             step(run, layer)
             layer.timings[step_name] = time.monotonic() - t0
             run.reporter.line(f"{layer.ref}: {step_name} done ({fmt_seconds(layer.timings[step_name])})")
-        status = "verified"
+        status = final_status
     except KilnError as exc:
         status = "failed"
         exc.message = f"{exc.message} [step: {step_name}]"
+        raise
+    except KeyboardInterrupt as exc:
+        exc.where = f"during {step_name} of {layer.ref}"  # type: ignore[attr-defined]
         raise
     except Exception:
         status = "failed"
         raise
     finally:
-        art = layer.artifact.path if layer.artifact else ""
-        run.rows.append(Row(spec.name, version, status, time.monotonic() - started, art or ""))
         shutil.rmtree(layer.scratch, ignore_errors=True)
-        if status != "verified":
+        if status not in (final_status, "verified"):
             with contextlib.suppress(Exception):
-                run.catalog.set_status(spec.name, version, status,
+                run.catalog.set_status(layer.spec.name, layer.version, status, reason=f"{status} at {step_name}",
                                        report=str(layer.report) if layer.report else None)
-        verify.write_json(log_dir / "timings.json", {"status": status, "steps": layer.timings,
-                                                     "total": time.monotonic() - started})
+        verify.write_json(layer.log_dir / "timings.json", {"status": status, "steps": layer.timings,
+                                                           "total": time.monotonic() - started})
+        art = layer.artifact.path if layer.artifact else ""
+        run.rows.append(Row(layer.spec.name, layer.version, status, time.monotonic() - started, art or ""))
     return run.rows[-1]
 
 
-def bake(run: Run, name: str) -> list[Row]:
-    """Bake ``name``, building first every ancestor that has no verified version."""
-    chain = run.project.lineage(name)
-    rows: list[Row] = []
-    for spec in chain:
+def bake_layer(run: Run, spec: config.ImageSpec, decision: plan_mod.Decision) -> Row:
+    """Bake one layer through STEPS; the catalog record ends verified, failed or interrupted."""
+    parent, source, parent_label = source_for(run, spec)
+    found = decision.inputs or run.planner().inputs_for(spec, parent)
+    version = run.catalog.begin_bake(
+        name=spec.name, parent=(parent.name, parent.version) if parent else None, fingerprint=found.key,
+        git_commit=run.git.commit, git_dirty=run.git.dirty, run_id=run.run_id, log_dir="",
+        inputs=found.to_json())
+    log_dir = run.log_dir / f"{spec.name}-{version}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    verify.write_json(log_dir / "inputs.json", found.to_json())
+    run.catalog.set_log_dir(spec.name, version, str(log_dir))
+    layer = Layer(spec=spec, version=version, parent=parent, source_image=source, parent_label=parent_label,
+                  inputs=found, log_dir=log_dir, scratch=run.paths.runs / f"{run.run_id}-{spec.name}",
+                  git=run.git, spec_digest=decision.spec_digest)
+    run.reporter.line(f"{layer.ref}: bake on {parent_label} — {'; '.join(decision.reasons)} "
+                      f"(key {found.key[7:19]}, logs {log_dir})")
+    return run_steps(run, layer, STEPS, "verified")
+
+
+def step_reverify_record(run: Run, layer: Layer) -> None:
+    """A re-verification that passed leaves the version verified (it already is)."""
+
+
+def reverify_layer(run: Run, spec: config.ImageSpec, decision: plan_mod.Decision) -> Row:
+    """Verify an existing version again with the current specs; a failure marks it failed."""
+    rec = decision.current
+    assert rec is not None
+    art = rec.artifact("local")
+    if art is None or art.path is None or not Path(art.path).exists():
+        raise KilnError(f"{rec.ref}: its image file is missing, cannot re-verify", hint=f"invoke bake {spec.name} "
+                        "--force")
+    log_dir = run.log_dir / f"{spec.name}-{rec.version}-reverify"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    build_key = Path(rec.log_dir) / "build-key.pub"
+    if build_key.exists():
+        shutil.copyfile(build_key, log_dir / "build-key.pub")
+    values = rec.inputs.get("values", {}) if isinstance(rec.inputs, dict) else {}
+    label = (f"{rec.parent[0]}@{rec.parent[1]}" if rec.parent
+             else f"foundation@{str(values.get('foundation', ':')).split(':', 1)[1][:12]}")
+    layer = Layer(spec=spec, version=rec.version, parent=None, source_image=Path(art.path), parent_label=label,
+                  inputs=decision.inputs or inputs.Inputs({}, {}), log_dir=log_dir,
+                  scratch=run.paths.runs / f"{run.run_id}-{spec.name}", git=Git(rec.git_commit, rec.git_dirty),
+                  spec_digest=decision.spec_digest, artifact=art)
+    run.reporter.line(f"{layer.ref}: re-verify — {'; '.join(decision.reasons)} (logs {log_dir})")
+    try:
+        return run_steps(run, layer, (("verify", step_verify), ("record", step_reverify_record)), "verified")
+    except VerificationFailed as exc:
+        with contextlib.suppress(Exception):
+            run.catalog.set_status(spec.name, rec.version, "failed", reason="re-verification failed",
+                                   report=str(layer.report) if layer.report else None)
+        exc.message += f"; {layer.ref} is now recorded failed"
+        raise
+
+
+def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[plan_mod.Decision]:
+    """Bake ``names`` and whatever they are built on, in dependency order, exactly what is outdated.
+
+    Each image is decided again under its lock, so a bake that waited for another
+    finds that bake's result up to date.
+    """
+    planner = run.planner()
+    first = planner.plan(names, force=force)
+    for decision in first:
+        if decision.action != plan_mod.UP_TO_DATE:
+            run.reporter.line(decision.describe())
+    done: list[plan_mod.Decision] = []
+    for initial in first:
+        spec = run.project.get(initial.image)
         with image_lock(run, spec.name):
-            if spec.name != name and run.catalog.latest(spec.name) is not None:
-                latest = run.catalog.latest(spec.name)
-                assert latest is not None
-                run.reporter.line(f"{spec.name}: using verified {latest.ref}")
-                continue
-            rows.append(bake_layer(run, spec))
-    return rows
+            decision = planner.decide(spec, parent_action=None, force=spec.name in force)
+            if decision.action == plan_mod.UP_TO_DATE:
+                run.reporter.line(decision.describe())
+            elif decision.action == plan_mod.REVERIFY:
+                reverify_layer(run, spec, decision)
+            else:
+                bake_layer(run, spec, decision)
+        done.append(decision)
+    return done

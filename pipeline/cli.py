@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from invoke import Task
 from invoke.exceptions import Exit
+from invoke.parser import Argument
 
 from pipeline.config import default_paths
 from pipeline.errors import KilnError
@@ -77,3 +79,37 @@ def guarded(work: Callable[[], T], *, on_error: Callable[[], None] | None = None
             on_error()
         print(f"kiln: internal error: {sys.exc_info()[1]!r} — traceback in {path}", file=sys.stderr)
         raise Exit(code=2) from None
+
+
+class _Satisfies(Argument):
+    """A flag that, once given, fills a positional argument — so ``bake --all`` needs no IMAGE."""
+
+    def __init__(self, *, fills: Argument, fill_value: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fills = fills
+        self.fill_value = fill_value
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        super().set_value(value, cast)
+        if value and self.fills.value is None:
+            self.fills.set_value(self.fill_value, cast=False)
+
+
+class OptionalPositionalTask(Task):
+    """A task whose positional ``target`` may be replaced by the flag ``flag`` (invoke requires positionals)."""
+
+    positional_name = "image"
+    flag_name = "all_"
+    fill_value = ""
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        args = super().get_arguments(ignore_unknown_help)
+        positional = next(a for a in args if a.name == self.positional_name)
+        out = []
+        for arg in args:
+            if arg.name == self.flag_name:
+                arg = _Satisfies(fills=positional, fill_value=self.fill_value, names=arg.names, kind=arg.kind,
+                                 default=arg.default, help=arg.help, positional=arg.positional,
+                                 optional=arg.optional, incrementable=arg.incrementable, attr_name=arg.attr_name)
+            out.append(arg)
+        return out

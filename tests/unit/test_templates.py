@@ -23,7 +23,7 @@ def test_bake_plan_matches_template(root, tmp_path):
                    tools=bake.Tools(packer=(1, 6, 6), ansible_core="2.19"), git=bake.Git("abc", False), run_id="r")
     layer = bake.Layer(spec=project.get("app"), version="2026.1127.141438", parent=None,
                        source_image=Path("/s/base.qcow2"), parent_label="base@1", inputs=Inputs({}, {}),
-                       log_dir=tmp_path, scratch=tmp_path / "s")
+                       log_dir=tmp_path, scratch=tmp_path / "s", git=bake.Git("abc", False))
     access = seed.Access(user="packer", key=tmp_path / "k", seed_files=(tmp_path / "user-data",))
     planned = bake.packer_variables(run, layer, access)
     templates.check_plan(root / "packer" / "image", planned)
