@@ -11,7 +11,9 @@ truncate -s 0 /etc/machine-id
 rm -f /var/lib/dbus/machine-id
 rm -f /etc/sudoers.d/90-cloud-init-users
 userdel -f -r "$BUILD_USER" 2>/dev/null || true
-rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/* /var/tmp/*
+# Package lists stay: the next layer's apt tasks refresh them when older than an hour.
+apt-get clean
+rm -rf /tmp/* /var/tmp/*
 rm -f /usr/local/sbin/kiln-finalize
 sync
 systemctl poweroff --no-block

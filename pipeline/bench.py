@@ -7,8 +7,12 @@ foundation cache's ``build-seconds``), so a report never re-runs a bake.
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from pipeline import foundation
@@ -56,11 +60,95 @@ def sizes(catalog: Catalog, project: Project) -> list[tuple[str, ...]]:
     return rows
 
 
-def report(paths: Paths, project: Project) -> str:
+def _invoke(*args: str, env: dict[str, str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    done = subprocess.run([str(Path(sys.executable).parent / "invoke"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    return time.perf_counter() - started, done
+
+
+def noop_bake(paths: Paths, image: str, repeat: int = 3) -> tuple[float | None, str]:
+    """Median wall time of ``invoke bake IMAGE`` when nothing changed (None if it was not a no-op)."""
+    env = {**os.environ, "KILN_HOME": str(paths.home), "KILN_CACHE": str(paths.cache),
+           "KILN_PROJECT": str(paths.project)}
+    times = []
+    for _ in range(repeat):
+        seconds, done = _invoke("bake", image, env=env, cwd=paths.project)
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        if done.returncode != 0 or not lines or not all(ln.startswith("up to date:") for ln in lines):
+            return None, lines[-1] if lines else f"exit {done.returncode}"
+        times.append(seconds)
+    return statistics.median(times), lines[-1]
+
+
+def full_bake(catalog: Catalog, image: str) -> tuple[float | None, str]:
+    """Seconds of the newest verified version's bake (build + store + verify), from its timings."""
+    rec = catalog.latest(image)
+    if rec is None:
+        return None, "never verified"
+    timings = Path(rec.log_dir) / "timings.json"
+    if not timings.exists():
+        return None, f"{rec.ref}: no timings recorded"
+    doc = json.loads(timings.read_text())
+    steps = ", ".join(f"{k} {fmt_seconds(v)}" for k, v in doc.get("steps", {}).items())
+    return float(doc["total"]), f"{rec.ref}: {steps}"
+
+
+def resolve_at_scale(project: Path, count: int = 10_000, repeat: int = 5) -> tuple[float, float]:
+    """``resolve`` on a catalog of ``count`` versions: (API seconds, CLI seconds), medians."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        with Catalog.open(home / "catalog.db") as cat:
+            with cat.transaction() as db:
+                rows = []
+                for i in range(count):
+                    day, rest = divmod(i, 86400)
+                    version = f"2026.{1 + day // 28:02d}{1 + day % 28:02d}.{rest // 3600:02d}{rest // 60 % 60:02d}" \
+                              f"{rest % 60:02d}"
+                    rows.append((i + 1, version))
+                db.executemany("INSERT INTO images (id, name, version, status, fingerprint, git_commit, git_dirty,"
+                               " created_at, run_id, log_dir) VALUES (?, 'app', ?, 'verified', 'sha256:x', 'c', 0,"
+                               " '2026-01-01T00:00:00Z', 'bench', '/l')", rows)
+                db.executemany("INSERT INTO artifacts VALUES (?, 'local', NULL, ?, '/s')",
+                               [(i, f"sha256:{i:064x}") for i, _ in rows])
+            cat.promote("app", rows[count // 2][1], "prod")
+            api = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                cat.resolve("app", channel="prod")
+                api.append(time.perf_counter() - started)
+        env = {**os.environ, "KILN_HOME": str(home)}
+        cli = []
+        for _ in range(repeat):
+            seconds, done = _invoke("catalog.resolve", "app", "--channel", "prod", env=env, cwd=project)
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr)
+            cli.append(seconds)
+    return statistics.median(api), statistics.median(cli)
+
+
+def headline(paths: Paths, image: str = "app") -> list[str]:
+    """No-op bake against the last full bake, and resolve at scale, side by side."""
+    with Catalog.open(paths.catalog, create=False) as cat:
+        full, full_note = full_bake(cat, image)
+    noop, noop_note = noop_bake(paths, image)
+    api, cli = resolve_at_scale(paths.project)
+    lines = [f"no-op `invoke bake {image}`:      "
+             + (f"{noop:.2f} s (median of 3; {noop_note})" if noop is not None else f"not a no-op: {noop_note}"),
+             f"last full {image} bake:            "
+             + (f"{full:.1f} s ({full_note})" if full is not None else full_note)]
+    if noop is not None and full:
+        lines.append(f"ratio no-op / full:            {noop / full:.2%} (target: at most 1 %)")
+    lines.append(f"catalog.resolve, 10,000 versions: {api * 1000:.1f} ms in Python (pipeline.catalog), "
+                 f"{cli:.2f} s as `invoke catalog.resolve`")
+    return lines
+
+
+def report(paths: Paths, project: Project, *, with_headline: bool = True) -> str:
     """The text ``invoke bench`` prints."""
     recipe = foundation.Recipe.load(project.root / "packer" / "foundation")
     seconds_file = foundation.cached_path(recipe, paths.cache).parent / "build-seconds"
-    lines = []
+    lines = headline(paths) + [""] if with_headline else []
     if seconds_file.exists():
         lines.append(f"foundation: built in {fmt_seconds(float(seconds_file.read_text()))} (cached)")
     else:

@@ -45,5 +45,5 @@ LABEL linux
   INITRD /boot/initrd.img-$KVER
   APPEND root=UUID=$ROOT_UUID rw console=tty0 console=ttyS0,115200n8 net.ifnames=1
 EOC
-apt_clean() { rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin; }
-apt_clean
+# Package lists stay (the first layer refreshes them when older than an hour); downloaded packages go.
+rm -f "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/cache/apt/*.bin

@@ -128,6 +128,108 @@ def test_booted_app_answers_health_with_catalog_identity(export, tmp_path):
     assert not (tmp_path / "scratch").exists()
 
 
+def test_unchanged_bake_is_a_noop(export, env):
+    done = invoke("bake", "app", env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    [base] = images(export, "base")
+    [app] = images(export, "app")
+    assert lines == [f"up to date: base {base['version']} (key {base['fingerprint'][7:19]})",
+                     f"up to date: app {app['version']} (key {app['fingerprint'][7:19]})"]
+
+
+def test_export_validates_against_the_schema(export):
+    from pipeline.catalog import validate
+
+    validate(export)
+    [app] = images(export, "app")
+    names = {p["name"] for p in app["packages"]}
+    assert {"nginx", "chrony", "prometheus-node-exporter"} <= names
+    assert [h["to"] for h in app["status_history"]] == ["building", "verified"]
+
+
+def test_plan_names_the_changed_file(export, env, tmp_path):
+    project = copy_project(tmp_path / "project")
+    penv = {**env, "KILN_PROJECT": str(project)}
+    site = project / "playbooks/roles/app_service/templates/nginx-site.j2"
+    site.write_text(site.read_text() + "# tuned\n")
+    out = invoke("plan", "app", env=penv, timeout=120).stdout
+    assert "up to date: base" in out
+    assert "bake: app — inputs changed: playbooks/roles/app_service/templates/nginx-site.j2" in out
+    chrony = project / "playbooks/roles/chrony/tasks/main.yml"
+    chrony.write_text(chrony.read_text() + "# tuned\n")
+    out = invoke("plan", "--all", env=penv, timeout=120).stdout
+    assert "bake: base — inputs changed: playbooks/roles/chrony/tasks/main.yml" in out
+    assert "bake: app — parent changed (base will be rebaked first)" in out
+    assert out.startswith("foundation\n└── base  [bake]\n    └── app  [bake]")
+
+
+def test_spec_only_change_reverifies_the_existing_image(export, env, tmp_path):
+    project = copy_project(tmp_path / "project")
+    (project / "specs/app/test_extra.py").write_text(
+        "def test_nginx_config_is_valid(host):\n    assert host.run('nginx -t').rc == 0\n")
+    done = invoke("bake", "app", env={**env, "KILN_PROJECT": str(project)})
+    assert done.returncode == 0, done.stderr
+    [app] = images(export, "app")
+    assert "up to date: base" in done.stdout
+    assert "re-verify: app — specs changed since it was verified" in done.stdout
+    after = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    assert [i["version"] for i in images(after, "app")] == [app["version"]]
+    junit = next(Path(env["KILN_HOME"], "logs").glob(f"*/app-{app['version']}-reverify/junit.xml"))
+    assert "test_nginx_config_is_valid" in junit.read_text()
+
+
+def test_two_bakes_at_once_build_once(export, env, tmp_path):
+    project = copy_project(tmp_path / "project")
+    site = project / "playbooks/roles/app_service/templates/nginx-site.j2"
+    site.write_text(site.read_text() + "# tuned\n")
+    penv = {**env, "KILN_PROJECT": str(project)}
+    procs = [subprocess.Popen([INVOKE, "bake", "app"], cwd=ROOT, env=penv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL) for _ in range(2)]
+    outs = [p.communicate(timeout=3600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    after = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    apps = images(after, "app")
+    assert len(apps) == 2 and [a["status"] for a in apps] == ["verified", "verified"]
+    assert len(images(after, "base")) == 1
+    waited = [out for out, _ in outs if "waiting for it" in out]
+    assert len(waited) == 1 and f"up to date: app {apps[-1]['version']}" in waited[0]
+
+
+def test_channels_revoke_restore_prune_on_the_real_catalog(export, env):
+    [base] = images(export, "base")
+    [app] = images(export, "app")
+    ref = f"app@{app['version']}"
+    assert invoke("promote", ref, "--channel", "prod", env=env, timeout=60).returncode == 0
+    resolved = invoke("catalog.resolve", "app", "--channel", "prod", env=env, timeout=60)
+    assert resolved.stdout.strip() == app["artifacts"][0]["id"]
+    missing = invoke("catalog.resolve", "app", "--channel", "staging", env=env, timeout=60)
+    assert missing.returncode == 1 and missing.stdout == "" and len(missing.stderr.strip().splitlines()) == 1
+    revoked = invoke("revoke", f"base@{base['version']}", "--reason", "drill", env=env, timeout=60)
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"app@{app['version']}" in revoked.stdout.splitlines()[0]  # cascaded by default for a parent
+    assert "channel prod of app" in revoked.stdout
+    gone = invoke("catalog.resolve", "app", "--channel", "prod", env=env, timeout=60)
+    assert gone.returncode == 1
+    restored = invoke("restore", f"base@{base['version']}", "--cascade", env=env, timeout=60)
+    assert restored.returncode == 0, restored.stderr
+    assert invoke("catalog.resolve", "app", "--channel", "prod", env=env, timeout=60).stdout.strip() == \
+        app["artifacts"][0]["id"]
+    dry = invoke("prune", "--keep", "1", "--dry-run", env=env, timeout=120)
+    assert dry.returncode == 0 and f"keep app@{app['version']}: " in dry.stdout and "on channel prod" in dry.stdout
+    from pipeline.catalog import validate
+
+    validate(json.loads(invoke("catalog.export", env=env, timeout=60).stdout))
+
+
+def test_bench_prints_the_figures(export, env):
+    done = invoke("bench", env=env, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert "ratio no-op / full:" in done.stdout
+    assert "catalog.resolve, 10,000 versions:" in done.stdout
+    assert "FLATTENED" in done.stdout
+
+
 def test_nothing_left_behind(export, home):
     assert kiln_processes(home) == []
     runs = home / "runs"

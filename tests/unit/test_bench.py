@@ -36,7 +36,7 @@ def test_report_shows_step_times_and_delta_sizes(root, tmp_path):
             cat.add_artifact(name, v, Artifact(target="local", id="sha256:x", path=str(img)))
             cat.set_status(name, v, "verified")
             parent = (name, v)
-    text = bench.report(paths, project)
+    text = bench.report(paths, project, with_headline=False)
     assert "foundation: build time not recorded" in text
     lines = text.splitlines()
     base_row = next(ln for ln in lines if ln.startswith("base ") and "3m10s" in ln)
@@ -44,3 +44,20 @@ def test_report_shows_step_times_and_delta_sizes(root, tmp_path):
     app_size = next(ln for ln in lines if ln.startswith("app ") and "MiB" in ln).split()
     stored, flattened = float(app_size[2]), float(app_size[4])
     assert stored < flattened
+
+
+def test_full_bake_reads_timings(tmp_path):
+    with Catalog.open(tmp_path / "c.db") as cat:
+        assert bench.full_bake(cat, "app") == (None, "never verified")
+        v = cat.begin_bake(name="app", parent=None, fingerprint="k", git_commit="c", git_dirty=False, run_id="r",
+                           log_dir=str(tmp_path))
+        cat.set_log_dir("app", v, str(tmp_path))
+        cat.set_status("app", v, "verified")
+        (tmp_path / "timings.json").write_text(json.dumps({"steps": {"build": 100.0, "verify": 50.0}, "total": 151.0}))
+        seconds, note = bench.full_bake(cat, "app")
+    assert seconds == 151.0 and "build 1m40s" in note
+
+
+def test_resolve_at_scale_runs_the_real_cli(root):
+    api, cli = bench.resolve_at_scale(root, count=200, repeat=1)
+    assert 0 < api < cli
