@@ -445,7 +445,7 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
         with image_lock(run, spec.name):
             decision = planner.decide(spec, parent_action=None, force=spec.name in force)
             if decision.action == plan_mod.UP_TO_DATE:
-                run.reporter.line(decision.describe())
+                run.reporter.say(decision.describe())
             elif decision.action == plan_mod.REVERIFY:
                 reverify_layer(run, spec, decision)
             else:

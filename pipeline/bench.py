@@ -67,8 +67,26 @@ def _invoke(*args: str, env: dict[str, str], cwd: Path) -> tuple[float, subproce
     return time.perf_counter() - started, done
 
 
+def outdated(paths: Paths, image: str) -> list[str]:
+    """What a bake of ``image`` would do that is not a no-op (empty when all is up to date)."""
+    from pipeline import plan as plan_mod
+    from pipeline.bake import Tools
+    from pipeline.config import load
+
+    with Catalog.open(paths.catalog, create=False) as cat:
+        planner = plan_mod.Planner(project=load(paths.project), catalog=cat, cache=paths.cache,
+                                   tool_values=Tools.detect().values("local"))
+        return [d.describe() for d in planner.plan([image]) if d.action != plan_mod.UP_TO_DATE]
+
+
 def noop_bake(paths: Paths, image: str, repeat: int = 3) -> tuple[float | None, str]:
-    """Median wall time of ``invoke bake IMAGE`` when nothing changed (None if it was not a no-op)."""
+    """Median wall time of ``invoke bake IMAGE`` when nothing changed (None if it would not be a no-op).
+
+    Never starts a real bake: when the plan says something is outdated, nothing is timed.
+    """
+    pending = outdated(paths, image)
+    if pending:
+        return None, f"{pending[0]} (run invoke bake {image} first)"
     env = {**os.environ, "KILN_HOME": str(paths.home), "KILN_CACHE": str(paths.cache),
            "KILN_PROJECT": str(paths.project)}
     times = []

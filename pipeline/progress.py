@@ -33,8 +33,10 @@ class Reporter:
 
     def line(self, text: str) -> None:
         """One progress line, prefixed with the time since the run started."""
-        stamp = f"[{fmt_seconds(time.monotonic() - self.start):>7}]"
-        msg = f"{stamp} {text}"
+        self.say(f"[{fmt_seconds(time.monotonic() - self.start):>7}] {text}")
+
+    def say(self, msg: str) -> None:
+        """A line as it is (verdicts such as "up to date: …" that scripts may read)."""
         print(msg, file=self.stream, flush=True)
         if self.log:
             self.log.parent.mkdir(parents=True, exist_ok=True)
