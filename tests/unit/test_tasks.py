@@ -59,3 +59,54 @@ def test_export_and_list_of_a_real_catalog(root, tmp_path):
     listing = run(root, "catalog.list", home=tmp_path).stdout.splitlines()
     assert listing[0].split()[:3] == ["IMAGE", "VERSION", "STATUS"]
     assert listing[1].split()[:3] == ["base", v, "verified"]
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    from pipeline.catalog import Artifact, Catalog
+
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        v = cat.begin_bake(name="base", parent=None, fingerprint="sha256:" + "0" * 64, git_commit="c",
+                           git_dirty=False, run_id="r", log_dir="/l")
+        cat.add_artifact("base", v, Artifact(target="local", id="sha256:abc", path="/s/base.qcow2"))
+        cat.set_status("base", v, "verified")
+        f = cat.begin_bake(name="base", parent=None, fingerprint="sha256:" + "1" * 64, git_commit="c",
+                           git_dirty=False, run_id="r", log_dir="/l")
+        cat.set_status("base", f, "failed")
+    return tmp_path, v, f
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("promote", "base", "--channel", "prod"), "'base' names no version"),
+    (("promote", "base@2020.0101.000000", "--channel", "prod"), "no such image version base@2020.0101.000000"),
+    (("promote", "base@{failed}", "--channel", "prod"), "it is failed"),
+    (("promote", "base@{good}", "--channel", "Prod!"), "invalid channel name 'Prod!'"),
+    (("promote", "base@{good}", "--channel", "latest"), "latest channel moves by itself"),
+    (("promote", "Base@1", "--channel", "prod"), "invalid image reference 'Base@1'"),
+    (("rollback", "base", "--channel", "prod"), "channel prod of base has no assignment"),
+    (("revoke", "base@{good}"), "a revoke needs a reason"),
+    (("restore", "base@{good}"), "is not revoked"),
+    (("prune", "--keep", "0"), "invalid --keep value '0'"),
+    (("prune", "--keep", "many"), "invalid --keep value 'many'"),
+    (("catalog.resolve", "base", "--channel", "prod"), "base has no version on channel 'prod'"),
+    (("catalog.resolve", "nope"), "no image called 'nope'"),
+    (("catalog.diff", "base@x", "base@{good}"), "invalid version 'x'"),
+    (("plan", "nope"), "unknown image 'nope'"),
+    (("bake", "app", "--all"), "give an IMAGE or --all, not both"),
+])
+def test_bad_catalog_input_leaves_the_catalog_untouched(root, seeded, args, message):
+    home, good, failed = seeded
+    before = (home / "catalog.db").read_bytes()
+    done = run(root, *(a.format(good=good, failed=failed) for a in args), home=home)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kiln: error: ") and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert (home / "catalog.db").read_bytes() == before
+
+
+def test_resolve_prints_only_the_id(root, seeded):
+    home, good, _ = seeded
+    assert run(root, "promote", f"base@{good}", "--channel", "prod", home=home).returncode == 0
+    done = run(root, "catalog.resolve", "base", "--channel", "prod", home=home)
+    assert done.returncode == 0 and done.stdout == "sha256:abc\n"
