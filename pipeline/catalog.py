@@ -41,6 +41,7 @@ from pipeline.errors import CatalogError, ConfigError
 from pipeline.progress import grid
 
 SCHEMA_VERSION = 1
+TABLES = ("images", "artifacts", "status_history", "channel_events", "packages", "verifications")
 STATUSES = ("building", "verified", "failed", "interrupted", "revoked", "deleted")
 LATEST = "latest"
 CHANNEL_RE = r"^[a-z][a-z0-9-]{0,30}$"
@@ -277,6 +278,31 @@ class Catalog:
             raise CatalogError(f"{path}: unreadable catalog ({exc})",
                                hint="restore it from a backup or an export; Kiln never overwrites it") from None
         return cls(conn, path)
+
+    @classmethod
+    def memory(cls, state: Mapping[str, Any] | None = None) -> Catalog:
+        """A catalog in memory, loaded from a ``dump()`` (how the S3 store works on its document)."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(_DDL + f"PRAGMA user_version={DB_VERSION};")
+        if state:
+            if state.get("format") != DB_VERSION:
+                raise CatalogError(f"catalog document format {state.get('format')!r} is not {DB_VERSION}",
+                                   hint="upgrade Kiln")
+            conn.execute("BEGIN")
+            for table in TABLES:
+                rows = state.get("tables", {}).get(table, [])
+                if rows:
+                    marks = ",".join("?" * len(rows[0]))
+                    conn.executemany(f"INSERT INTO {table} VALUES ({marks})", [tuple(r) for r in rows])
+            conn.execute("COMMIT")
+        return cls(conn, Path(":memory:"))
+
+    def dump(self) -> dict[str, Any]:
+        """Every row of every table: the lossless form a remote store keeps."""
+        tables = {table: [list(r) for r in self._conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+                  for table in TABLES}
+        return {"format": DB_VERSION, "tables": tables}
 
     def close(self) -> None:
         """Close the connection."""
