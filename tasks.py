@@ -25,8 +25,17 @@ def _images(project: config.Project, image: str, all_: bool) -> list[str]:
     return [image]
 
 
-def _catalog(create: bool = False) -> catalog_mod.Catalog:
-    return catalog_mod.Catalog.open(config.default_paths().catalog, create=create)
+def _catalog(target: str = "local", create: bool = False):
+    from pipeline import targets
+
+    return targets.open_catalog(config.default_paths(), targets.check(target), create=create)
+
+
+def _publish(target: str, cat, moves) -> None:
+    from pipeline import targets
+
+    for line in targets.publish_moves(config.default_paths(), target, cat, moves):
+        print(line)
 
 
 def _ref(ref: str) -> tuple[str, str]:
@@ -42,10 +51,11 @@ def _ref(ref: str) -> tuple[str, str]:
     "image": "image to bake (a key of kiln.toml's [images]); outdated parents are baked first",
     "all": "bake every outdated image, in dependency order",
     "force": "bake IMAGE even when an identical verified one exists (parents only when outdated)",
-    "target": "where to bake: local (QEMU, default)",
+    "target": "where to bake: local (QEMU, default) or aws (AMIs)",
+    "region": "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)",
     "verbose": "stream Packer's output live (everything always goes to the logs)",
 })
-def bake(c, image, all_=False, force=False, target="local", verbose=False):
+def bake(c, image, all_=False, force=False, target="local", region="", verbose=False):
     """Bake IMAGE (or --all) and what it is built on — exactly what is outdated — verify, record."""
     from pipeline import bake as bake_mod
     from pipeline.progress import Reporter, table
@@ -56,15 +66,21 @@ def bake(c, image, all_=False, force=False, target="local", verbose=False):
         paths = config.default_paths()
         project = config.load(paths.project)
         names = _images(project, image, all_)
-        if target not in bake_mod.TARGETS:
-            raise ConfigError(f"unknown target {target!r}", hint=f"targets: {', '.join(bake_mod.TARGETS)}")
+        from pipeline import targets
+
+        targets.check(target)
         tools = bake_mod.Tools.detect()
+        ctx = None
+        if target == "aws":
+            from pipeline.bake_aws import AwsContext
+
+            ctx = AwsContext.connect(targets.aws_settings(paths, {"region": region}))
         run_id = bake_mod.new_run_id()
         reporter = Reporter(log=paths.logs / run_id / "bake.log")
-        with catalog_mod.Catalog.open(paths.catalog) as cat:
+        with targets.open_catalog(paths, target, settings=ctx.settings if ctx else None) as cat:
             run = bake_mod.Run(paths=paths, project=project, catalog=cat, reporter=reporter, tools=tools,
                                git=bake_mod.Git.of(paths.project), run_id=run_id, verbose=verbose,
-                               target=target)
+                               target=target, aws=ctx)
             state["run"] = run
             bake_mod.bake(run, names, force=names if force else ())
             if run.rows:
@@ -118,59 +134,69 @@ def foundation(c):
     guarded(work)
 
 
-@task(positional=["ref"], help={"ref": "NAME@VERSION to promote", "channel": "channel to move (e.g. prod)"})
-def promote(c, ref, channel):
+@task(positional=["ref"], help={"ref": "NAME@VERSION to promote", "channel": "channel to move (e.g. prod)",
+                                "target": "local (default) or aws (also updates the SSM parameters)"})
+def promote(c, ref, channel, target="local"):
     """Point a named channel at a verified version (its history keeps who/when/from/to)."""
 
     def work() -> None:
         name, version = _ref(ref)
-        with _catalog() as cat:
-            print(cat.promote(name, version, channel).describe())
+        with _catalog(target) as cat:
+            move = cat.promote(name, version, channel)
+            print(move.describe())
+            _publish(target, cat, [move])
 
     guarded(work)
 
 
-@task(positional=["image"], help={"image": "image name", "channel": "channel to move back"})
-def rollback(c, image, channel):
+@task(positional=["image"], help={"image": "image name", "channel": "channel to move back",
+                                  "target": "local (default) or aws"})
+def rollback(c, image, channel, target="local"):
     """Move a channel back one step, to the assignment before the current one."""
 
     def work() -> None:
-        with _catalog() as cat:
-            print(cat.rollback(image, channel).describe())
+        with _catalog(target) as cat:
+            move = cat.rollback(image, channel)
+            print(move.describe())
+            _publish(target, cat, [move])
 
     guarded(work)
 
 
 @task(positional=["ref"], help={
     "ref": "NAME@VERSION to revoke", "reason": "why (kept in the history)",
-    "cascade": "also revoke every version built on it (always done for an image that has children, e.g. base)"})
-def revoke(c, ref, reason="", cascade=False):
+    "cascade": "also revoke every version built on it (always done for an image that has children, e.g. base)",
+    "target": "local (default) or aws"})
+def revoke(c, ref, reason="", cascade=False, target="local"):
     """Revoke a version: off every channel (they fall back), never a parent again."""
 
     def work() -> None:
         name, version = _ref(ref)
         project = config.load(config.default_paths().project)
-        with _catalog() as cat:
+        with _catalog(target) as cat:
             down = cascade or bool(project.children(name))
             revoked, moves = cat.revoke(name, version, reason=reason, cascade=down)
-        print(f"revoked: {', '.join(revoked)}")
-        for move in moves:
-            print(move.describe())
+            print(f"revoked: {', '.join(revoked)}")
+            for move in moves:
+                print(move.describe())
+            _publish(target, cat, moves)
 
     guarded(work)
 
 
-@task(positional=["ref"], help={"ref": "NAME@VERSION to restore", "cascade": "restore its revoked descendants too"})
-def restore(c, ref, cascade=False):
+@task(positional=["ref"], help={"ref": "NAME@VERSION to restore", "cascade": "restore its revoked descendants too",
+                                "target": "local (default) or aws"})
+def restore(c, ref, cascade=False, target="local"):
     """Undo a revoke."""
 
     def work() -> None:
         name, version = _ref(ref)
-        with _catalog() as cat:
+        with _catalog(target) as cat:
             restored, moves = cat.restore(name, version, cascade=cascade)
-        print(f"restored: {', '.join(restored)}")
-        for move in moves:
-            print(move.describe())
+            print(f"restored: {', '.join(restored)}")
+            for move in moves:
+                print(move.describe())
+            _publish(target, cat, moves)
 
     guarded(work)
 
@@ -205,23 +231,23 @@ def bench(c):
     guarded(work)
 
 
-@task(name="list", help={"image": "only this image (default: all)"})
-def catalog_list(c, image=""):
+@task(name="list", help={"image": "only this image (default: all)", "target": "local (default) or aws"})
+def catalog_list(c, image="", target="local"):
     """List recorded image versions: name, version, status, parent, artifact."""
 
     def work() -> None:
-        with _catalog() as cat:
+        with _catalog(target) as cat:
             print(catalog_mod.render_list(cat.versions(image or None)))
 
     guarded(work)
 
 
-@task(name="export")
-def catalog_export(c):
+@task(name="export", help={"target": "local (default) or aws (the shared S3 catalog when configured)"})
+def catalog_export(c, target="local"):
     """Print the whole catalog as JSON (schema_version 1; pipeline/schema/catalog-v1.schema.json)."""
 
     def work() -> None:
-        with _catalog() as cat:
+        with _catalog(target) as cat:
             print(catalog_mod.dumps(cat.export()))
 
     guarded(work)
@@ -234,8 +260,14 @@ def catalog_resolve(c, image, channel="latest", target="local", region=""):
     """Print only the artifact id to deploy for IMAGE on a channel; exit 1 with a reason when there is none."""
 
     def work() -> None:
-        with _catalog() as cat:
-            print(cat.resolve(image, channel=channel, target=target, region=region or None).id)
+        with _catalog(target) as cat:
+            if target == "aws" and not region:
+                from pipeline import targets
+
+                region_ = targets.aws_settings(config.default_paths()).region
+            else:
+                region_ = region or None
+            print(cat.resolve(image, channel=channel, target=target, region=region_).id)
 
     guarded(work)
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline import catalog as catalog_mod
 from pipeline import config, foundation, inputs, packer, proc, seed, store, templates, verify, vm
@@ -29,7 +30,7 @@ from pipeline import plan as plan_mod
 from pipeline.errors import BuildFailed, CommandFailed, KilnError, VerificationFailed
 from pipeline.progress import Reporter, Row, fmt_seconds
 
-TARGETS = ("local",)
+TARGETS = ("local", "aws")
 BUILD_USER = "packer"
 VERIFY_USER = "kiln"
 
@@ -89,9 +90,14 @@ class Run:
     verbose: bool = False
     target: str = "local"
     rows: list[Row] = field(default_factory=list)
+    aws: Any = None  # bake_aws.AwsContext on the aws target
 
     def planner(self) -> plan_mod.Planner:
-        """The bake-key planner for this run's project, catalog and tools."""
+        """The bake-key planner for this run's project, catalog, tools and target."""
+        if self.target == "aws":
+            return plan_mod.Planner(project=self.project, catalog=self.catalog, cache=self.paths.cache,
+                                    tool_values=self.tools.values(self.target), foundation=self.aws.source_ami,
+                                    region=self.aws.settings.region)
         return plan_mod.Planner(project=self.project, catalog=self.catalog, cache=self.paths.cache,
                                 tool_values=self.tools.values(self.target))
 
@@ -108,7 +114,7 @@ class Layer:
     spec: config.ImageSpec
     version: str
     parent: catalog_mod.ImageRecord | None
-    source_image: Path
+    source_image: Path | str
     parent_label: str
     inputs: inputs.Inputs
     log_dir: Path
@@ -119,6 +125,7 @@ class Layer:
     artifact: catalog_mod.Artifact | None = None
     report: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    amis: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -173,18 +180,17 @@ def step_build(run: Run, layer: Layer) -> None:
     variables = packer_variables(run, layer, access)
     templates.check_plan(template_dir, variables)
     var_file = packer.write_var_file(layer.scratch / "build.pkrvars.json", variables)
-    # Packer's own temporary files (the seed ISO, ...) go to the scratch folder, removed in every case.
-    tmp = layer.scratch / "tmp"
-    tmp.mkdir()
-    inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, target=run.target,
-                                  env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer"), "TMPDIR": str(tmp)})
     log = layer.log_dir / "packer.log"
 
     def tick(elapsed: float) -> None:
         run.reporter.line(f"{layer.ref}: build … {fmt_seconds(elapsed)} {last_activity(log)}".rstrip())
 
-    result = proc.run(inv, log, check=False, stream=run.verbose, tick=None if run.verbose else tick,
-                      tick_every=60.0)
+    # Packer's own temporary files (the seed ISO, plugin sockets) go to a folder removed in every case.
+    with proc.short_tmpdir() as tmp:
+        inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, target=run.target,
+                                      env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer"), "TMPDIR": str(tmp)})
+        result = proc.run(inv, log, check=False, stream=run.verbose, tick=None if run.verbose else tick,
+                          tick_every=60.0)
     if result.returncode != 0:
         raise BuildFailed(f"{layer.ref}: packer build failed (exit {result.returncode}): {packer_failure(log)}",
                           log=log)
@@ -368,7 +374,8 @@ def run_steps(run: Run, layer: Layer, steps: tuple[tuple[str, Callable[[Run, Lay
                                        report=str(layer.report) if layer.report else None)
         verify.write_json(layer.log_dir / "timings.json", {"status": status, "steps": layer.timings,
                                                            "total": time.monotonic() - started})
-        art = layer.artifact.path if layer.artifact else ""
+        art = (layer.artifact.path if layer.artifact else "") or ", ".join(
+            f"{r}:{a}" for r, a in sorted(layer.amis.items()))
         run.rows.append(Row(layer.spec.name, layer.version, status, time.monotonic() - started, art or ""))
     return run.rows[-1]
 
@@ -446,6 +453,13 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
             decision = planner.decide(spec, parent_action=None, force=spec.name in force)
             if decision.action == plan_mod.UP_TO_DATE:
                 run.reporter.say(decision.describe())
+            elif run.target == "aws":
+                from pipeline import bake_aws
+
+                if decision.action == plan_mod.BAKE:
+                    bake_aws.bake_layer(run, spec, decision)
+                else:
+                    bake_aws.reverify_layer(run, spec, decision)
             elif decision.action == plan_mod.REVERIFY:
                 reverify_layer(run, spec, decision)
             else:

@@ -329,8 +329,9 @@ class Catalog:
 
     def begin_bake(self, *, name: str, parent: tuple[str, str] | None, fingerprint: str,
                    git_commit: str, git_dirty: bool, run_id: str, log_dir: str,
-                   inputs: Mapping[str, Any] | None = None, clock: versions.Clock = versions.utcnow) -> str:
-        """Allocate a new version of ``name`` and record it as ``building``.
+                   inputs: Mapping[str, Any] | None = None, clock: versions.Clock = versions.utcnow,
+                   version: str | None = None) -> str:
+        """Allocate a new version of ``name`` (or record ``version``, when adopting) as ``building``.
 
         Fails when the parent is revoked (or not verified) at this moment.
         """
@@ -342,7 +343,10 @@ class Catalog:
                     raise CatalogError(f"cannot bake {name} on {parent[0]}@{parent[1]}: it is {state}",
                                        hint=f"bake a new {parent[0]} (invoke bake {parent[0]}) or restore it")
             taken = [r[0] for r in db.execute("SELECT version FROM images WHERE name = ?", (name,))]
-            version = versions.next_version(taken, clock)
+            if version is None:
+                version = versions.next_version(taken, clock)
+            elif version in taken or versions.parse(version) is None:
+                raise CatalogError(f"{name}@{version} is already recorded")
             cur = db.execute(
                 "INSERT INTO images (name, version, status, parent_name, parent_version, fingerprint, inputs,"
                 " git_commit, git_dirty, created_at, run_id, log_dir) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -378,6 +382,14 @@ class Catalog:
             self._set_status(db, image_id, status, reason)
             if report is not None:
                 db.execute("UPDATE images SET report = ? WHERE id = ?", (report, image_id))
+
+    def resume(self, name: str, version: str, *, reason: str) -> None:
+        """An interrupted bake goes on: its record is ``building`` again (the history keeps both)."""
+        with self.transaction() as db:
+            status = self._status(db, name, version)
+            if status not in ("interrupted", "building"):
+                raise CatalogError(f"cannot resume {name}@{version}: it is {status}")
+            self._set_status(db, self._id(db, name, version), "building", reason)
 
     def set_log_dir(self, name: str, version: str, log_dir: str) -> None:
         """Record where a version's logs are."""

@@ -15,7 +15,7 @@ costs well under a second.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +84,8 @@ def describe_values(values: Sequence[str], old: Mapping[str, object], new: input
     for key in values:
         if key == "parent":
             reasons.append("parent changed")
+        elif key == "foundation" and str(new.values.get(key, "")).startswith("ami-"):
+            reasons.append(f"source AMI changed ({old_values.get(key, '(none)')} → {new.values.get(key)})")
         elif key == "foundation":
             reasons.append("foundation recipe changed")
         else:
@@ -99,9 +101,14 @@ class Planner:
     catalog: Catalog
     cache: Path
     tool_values: Mapping[str, str]
+    # What root images start from: the foundation recipe digest locally, Debian's AMI id on AWS.
+    foundation: Callable[[], str] | None = None
+    region: str | None = None
 
     def foundation_value(self) -> str:
-        """The foundation recipe digest (a bake key input of root images)."""
+        """The foundation a root image starts from (a bake key input)."""
+        if self.foundation is not None:
+            return self.foundation()
         return foundation.Recipe.load(self.project.root / "packer" / "foundation").digest()
 
     def inputs_for(self, spec: ImageSpec, parent: ImageRecord | None) -> inputs.Inputs:
@@ -110,7 +117,7 @@ class Planner:
         if spec.parent is None:
             values["foundation"] = self.foundation_value()
         else:
-            art = parent.artifact(str(values.get("target", "local"))) if parent else None
+            art = parent.artifact(str(values.get("target", "local")), self.region) if parent else None
             values["parent"] = art.id if art else "(none)"
         return inputs.collect(self.project.root, spec.playbook, values)
 

@@ -139,3 +139,20 @@ def background(inv: Invocation, log: Path) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         _kill_group(proc)
+
+
+@contextlib.contextmanager
+def short_tmpdir(prefix: str = "kiln-") -> Iterator[Path]:
+    """A private temporary folder with a short path, removed on exit.
+
+    Tools put Unix sockets in their TMPDIR (Packer's plugins, SSH control
+    masters), and a socket path may not exceed 108 bytes.
+    """
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -2,13 +2,22 @@
 # then finalise (the shutdown command) so the image keeps no build access.
 
 build {
-  sources = ["source.qemu.image"]
+  sources = ["source.qemu.image", "source.amazon-ebs.image"]
+
+  # For AWS API emulators (moto, LocalStack): their instances are not machines, so
+  # nothing can be provisioned; the AWS-facing half of a bake still runs for real.
+  source "amazon-ebs.image" {
+    name         = "emulator"
+    communicator = "none"
+  }
 
   provisioner "shell" {
+    except = ["amazon-ebs.emulator"]
     inline = ["cloud-init status --wait > /dev/null || true"]
   }
 
   provisioner "ansible" {
+    except           = ["amazon-ebs.emulator"]
     playbook_file    = var.playbook
     command          = var.ansible_command
     user             = var.ssh_username
@@ -23,12 +32,23 @@ build {
   # Last: install the finaliser that the shutdown command runs as root. It cannot be
   # a provisioner itself: once it deletes the logged-in user, nothing more can run.
   provisioner "file" {
+    except      = ["amazon-ebs.emulator"]
     source      = var.finalize_script
     destination = "/tmp/kiln-finalize"
   }
 
   provisioner "shell" {
+    except = ["amazon-ebs.emulator"]
     inline = ["sudo install -m 0755 /tmp/kiln-finalize /usr/local/sbin/kiln-finalize && rm -f /tmp/kiln-finalize"]
+  }
+
+  # On EC2 there is no shutdown command: finalise as the very last step; the
+  # instance powers itself off and Packer then stops it and registers the AMI.
+  provisioner "shell" {
+    only              = ["amazon-ebs.image"]
+    inline            = ["sudo /usr/local/sbin/kiln-finalize"]
+    expect_disconnect = true
+    skip_clean        = true
   }
 
   post-processor "manifest" {

@@ -29,3 +29,34 @@ source "qemu" "image" {
   shutdown_command     = "sudo /usr/local/sbin/kiln-finalize"
   shutdown_timeout     = "5m"
 }
+
+source "amazon-ebs" "image" {
+  region                     = var.aws_region
+  source_ami                 = var.source_image
+  instance_type              = var.aws_instance_type
+  ami_name                   = "${var.image_name}-${var.image_version}"
+  ami_description            = "Kiln image ${var.image_name} ${var.image_version}"
+  ami_regions                = var.aws_ami_regions
+  ami_users                  = var.aws_ami_users
+  tags                       = var.aws_tags
+  snapshot_tags              = var.aws_tags
+  run_tags                   = var.aws_run_tags
+  run_volume_tags            = var.aws_run_tags
+  iam_instance_profile       = var.aws_iam_instance_profile
+  encrypt_boot               = var.aws_kms_key_id != ""
+  kms_key_id                 = var.aws_kms_key_id
+  custom_endpoint_ec2        = var.aws_endpoint_ec2
+  skip_region_validation     = var.aws_endpoint_ec2 != ""
+  skip_metadata_api_check    = var.aws_endpoint_ec2 != ""
+  temporary_key_pair_name    = "kiln-${var.run_id}"
+  temporary_security_group_source_cidrs = var.aws_ssh_cidrs
+  subnet_filter {
+    filters   = var.aws_subnet_filter
+    most_free = true
+  }
+  vpc_filter {
+    filters = var.aws_vpc_filter
+  }
+  ssh_username = var.ssh_username
+  ssh_timeout  = "10m"
+}

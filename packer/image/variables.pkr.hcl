@@ -113,3 +113,75 @@ variable "serial_log" {
   description = "File that receives the build VM's serial console."
   default     = "/dev/null"
 }
+
+# -- amazon-ebs (target aws) -------------------------------------------------------
+
+variable "aws_region" {
+  type        = string
+  description = "Region the AMI is built in."
+  default     = "us-east-1"
+}
+
+variable "aws_ami_regions" {
+  type        = list(string)
+  description = "Regions the AMI is copied to (tags are applied there too)."
+  default     = []
+}
+
+variable "aws_ami_users" {
+  type        = list(string)
+  description = "Account ids the AMI is shared with."
+  default     = []
+}
+
+variable "aws_instance_type" {
+  type    = string
+  default = "t3.micro"
+}
+
+variable "aws_subnet_filter" {
+  type        = map(string)
+  description = "EC2 filters choosing the build subnet (empty: the default VPC)."
+  default     = {}
+}
+
+variable "aws_vpc_filter" {
+  type        = map(string)
+  description = "EC2 filters choosing the build VPC."
+  default     = {}
+}
+
+variable "aws_iam_instance_profile" {
+  type    = string
+  default = ""
+}
+
+variable "aws_kms_key_id" {
+  type        = string
+  description = "KMS key for the AMI's snapshots; empty: not encrypted by Kiln."
+  default     = ""
+}
+
+variable "aws_tags" {
+  type        = map(string)
+  description = "Provenance tags for the AMI and its snapshots, in every region."
+  default     = {}
+}
+
+variable "aws_run_tags" {
+  type        = map(string)
+  description = "Tags for the build instance and its volumes (the janitor finds them by kiln:run-id)."
+  default     = {}
+}
+
+variable "aws_endpoint_ec2" {
+  type        = string
+  description = "EC2 endpoint override (AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL), e.g. an emulator."
+  default     = ""
+}
+
+variable "aws_ssh_cidrs" {
+  type        = list(string)
+  description = "Who may reach the build instance's SSH port."
+  default     = []
+}
