@@ -219,6 +219,36 @@ def prune(c, keep="3", dry_run=False):
     guarded(work)
 
 
+@task(help={"target": "aws (the only target with remote leftovers)", "dry_run": "report only, remove nothing",
+            "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0)"})
+def janitor(c, target="aws", dry_run=False, older_than="3h"):
+    """Find and remove what killed bakes left in the AWS account (instances, keys, groups, volumes, AMIs)."""
+    from pipeline import aws, targets
+    from pipeline import janitor as janitor_mod
+
+    def work() -> None:
+        if targets.check(target) != "aws":
+            raise ConfigError("the local target leaves nothing behind to clean", hint="use --target aws")
+        age = janitor_mod.parse_age(older_than)
+        paths = config.default_paths()
+        settings = targets.aws_settings(paths)
+        account = aws.Account(settings)
+        account.identity()
+        with targets.open_catalog(paths, target, settings=settings) as cat:
+            recorded = {(r.name, r.version): r.status for r in cat.versions()}
+        leftovers = janitor_mod.find(account, settings.regions, recorded, older_than=age)
+        if not leftovers:
+            print(f"janitor: nothing left behind in {', '.join(settings.regions)}")
+        elif dry_run:
+            for item in leftovers:
+                print(f"would remove {item.describe()}")
+        else:
+            for line in janitor_mod.clean(account, leftovers):
+                print(line)
+
+    guarded(work)
+
+
 @task
 def bench(c):
     """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
@@ -305,6 +335,6 @@ for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_
     catalog.add_task(_t)
 
 ns = Collection()
-for _t in (bake, plan, foundation, promote, rollback, revoke, restore, prune, bench):
+for _t in (bake, plan, foundation, promote, rollback, revoke, restore, prune, janitor, bench):
     ns.add_task(_t)
 ns.add_collection(catalog)

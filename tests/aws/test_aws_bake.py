@@ -115,3 +115,37 @@ def test_missing_credentials_fail_before_anything_is_launched(kiln_env):
         "kiln: error: no AWS credentials found — set AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
         "on an instance with a role; nothing was launched"]
     assert ec2().describe_instances()["Reservations"] == []
+
+
+def amis_named(prefix, region="us-east-1"):
+    return [i for i in ec2(region).describe_images(Owners=["self"])["Images"] if i["Name"].startswith(prefix)]
+
+
+def test_a_retry_adopts_the_ami_its_killed_attempt_registered(kiln_env):
+    from pipeline.stores import S3Catalog
+
+    assert invoke("bake", "base", "--target", "aws", env=kiln_env).returncode == 0
+    cat = S3Catalog(boto3.client("s3", region_name="us-east-1"), "kiln-catalog", "kiln/catalog.json")
+    [rec] = cat.versions("base")
+    # What a job killed after registration leaves: the AMIs exist, the catalog says interrupted.
+    cat.set_status("base", rec.version, "interrupted", reason="job killed")
+    done = invoke("bake", "base", "--target", "aws", env=kiln_env)
+    assert done.returncode == 0, done.stderr
+    assert "adopting the AMI a previous attempt registered" in done.stdout
+    for region in REGIONS:
+        assert len(amis_named("base-", region)) == 1
+    [again] = cat.versions("base")
+    assert again.version == rec.version and again.status == "verified"
+    assert [h["to"] for h in cat.status_history("base", rec.version)] == [
+        "building", "verified", "interrupted", "building", "verified"]
+
+
+def test_a_retry_adopts_even_when_the_catalog_lost_the_record(kiln_env):
+    assert invoke("bake", "base", "--target", "aws", env=kiln_env).returncode == 0
+    version = catalog_doc()["channels"]["base"]["latest"]
+    boto3.client("s3", region_name="us-east-1").delete_object(Bucket="kiln-catalog", Key="kiln/catalog.json")
+    done = invoke("bake", "base", "--target", "aws", env=kiln_env)
+    assert done.returncode == 0, done.stderr
+    assert "adopting" in done.stdout
+    assert catalog_doc()["channels"]["base"]["latest"] == version
+    assert len(amis_named("base-")) == 1
