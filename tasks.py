@@ -202,18 +202,38 @@ def restore(c, ref, cascade=False, target="local"):
 
 
 @task(help={"keep": "verified versions to keep per image, newest first (default 3)",
-            "dry_run": "print what would go and why each survivor stays; delete nothing"})
-def prune(c, keep="3", dry_run=False):
-    """Delete old versions' image files; their catalog records stay, marked deleted."""
+            "dry_run": "print what would go and why each survivor stays; delete nothing",
+            "target": "local (image files, default) or aws (AMIs and snapshots in every region)"})
+def prune(c, keep="3", dry_run=False, target="local"):
+    """Delete old versions' images (files or AMIs); their catalog records stay, marked deleted."""
     from pipeline import prune as prune_mod
+    from pipeline import targets
 
     def work() -> None:
         paths = config.default_paths()
         n = prune_mod.parse_keep(keep)
-        with _catalog() as cat:
-            decisions = prune_mod.plan(cat, keep=n, in_use=prune_mod.in_use_local())
+        targets.check(target)
+        if target == "aws":
+            from pipeline import aws
+
+            settings = targets.aws_settings(paths)
+            account = aws.Account(settings)
+            account.identity()
+            in_use = prune_mod.in_use_aws(account, settings.regions)
+        else:
+            in_use = prune_mod.in_use_local()
+        with _catalog(target) as cat:
+            records = [r for r in cat.versions() if r.status != "deleted"
+                       and any(a.target == target for a in r.artifacts)]
+            channels = {name: cat.channels(name) for name in {r.name for r in records}}
+            decisions = prune_mod.decide(records, channels, n, in_use)
             print(prune_mod.render(decisions, dry_run=dry_run))
-            if not dry_run:
+            if dry_run:
+                return
+            if target == "aws":
+                for line in prune_mod.apply_aws(account, cat, decisions):
+                    print(line)
+            else:
                 prune_mod.apply(cat, decisions, paths.store)
 
     guarded(work)

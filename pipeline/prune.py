@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.catalog import Catalog, ImageRecord
 from pipeline.errors import ConfigError
@@ -47,9 +48,9 @@ def parse_keep(value: object) -> int:
 
 
 def decide(records: Sequence[ImageRecord], channels: Mapping[str, Mapping[str, str | None]], keep: int,
-           in_use: Iterable[str]) -> list[Decision]:
+           in_use: Iterable[str] | Mapping[str, str]) -> list[Decision]:
     """Pure retention rule (property-tested): which versions go, and why each survivor stays."""
-    using = set(in_use)
+    using = in_use if isinstance(in_use, dict) else set(in_use)
     reasons: dict[tuple[str, str], list[str]] = {(r.name, r.version): [] for r in records}
     by_name: dict[str, list[ImageRecord]] = {}
     for rec in records:
@@ -62,9 +63,11 @@ def decide(records: Sequence[ImageRecord], channels: Mapping[str, Mapping[str, s
             if version and (name, version) in reasons:
                 reasons[(name, version)].append(f"on channel {channel}")
     for rec in records:
-        paths = {a.path for a in rec.artifacts if a.path}
-        if paths & using:
-            reasons[(rec.name, rec.version)].append("in use by a running VM")
+        paths = {a.path for a in rec.artifacts if a.path} | {a.id for a in rec.artifacts}
+        hits = sorted(paths & set(using))
+        if hits:
+            why = sorted({using[h] if isinstance(using, dict) else "by a running VM" for h in hits})
+            reasons[(rec.name, rec.version)].append(f"in use ({', '.join(why)})")
         if rec.status not in PRUNABLE:
             reasons[(rec.name, rec.version)].append(f"status {rec.status}")
     # Parents of survivors survive, up the whole chain.
@@ -87,7 +90,7 @@ def decide(records: Sequence[ImageRecord], channels: Mapping[str, Mapping[str, s
     return out
 
 
-def plan(catalog: Catalog, *, keep: int, in_use: Iterable[str]) -> list[Decision]:
+def plan(catalog: Catalog, *, keep: int, in_use: Iterable[str] | Mapping[str, str]) -> list[Decision]:
     """Retention decisions for every non-deleted version in the catalog."""
     records = [r for r in catalog.versions() if r.status != "deleted"]
     channels = {name: catalog.channels(name) for name in {r.name for r in records}}
@@ -151,3 +154,52 @@ def in_use_local() -> set[str]:
             if layer.get("full-backing-filename"):
                 used.add(str(layer["full-backing-filename"]))
     return used
+
+
+def in_use_aws(account: Any, regions: Iterable[str]) -> dict[str, str]:
+    """AMIs something still points at: launch template versions, running or stopped instances, SSM parameters."""
+    used: dict[str, str] = {}
+    for region in regions:
+        ec2 = account.client("ec2", region)
+        for page in ec2.get_paginator("describe_launch_templates").paginate():
+            for lt in page["LaunchTemplates"]:
+                for version in ec2.describe_launch_template_versions(
+                        LaunchTemplateId=lt["LaunchTemplateId"])["LaunchTemplateVersions"]:
+                    ami = version.get("LaunchTemplateData", {}).get("ImageId")
+                    if ami:
+                        used[ami] = f"launch template {lt['LaunchTemplateName']} v{version['VersionNumber']}"
+        for res in ec2.describe_instances(Filters=[{"Name": "instance-state-name",
+                                                    "Values": ["pending", "running", "stopping", "stopped"]}]
+                                          )["Reservations"]:
+            for inst in res["Instances"]:
+                used[inst["ImageId"]] = f"instance {inst['InstanceId']} ({inst['State']['Name']})"
+        ssm = account.client("ssm", region)
+        for page in ssm.get_paginator("get_parameters_by_path").paginate(Path="/", Recursive=True):
+            for param in page["Parameters"]:
+                if str(param.get("Value", "")).startswith("ami-"):
+                    used.setdefault(param["Value"], f"SSM parameter {param['Name']}")
+    return used
+
+
+def apply_aws(account: Any, catalog: Any, decisions: Sequence[Decision]) -> list[str]:
+    """Deregister the AMIs of the versions that go, in every region, with their snapshots; mark them deleted."""
+    from pipeline import aws
+
+    lines = []
+    for d in decisions:
+        if not d.delete:
+            continue
+        rec = catalog.get(d.name, d.version)
+        for art in rec.artifacts:
+            if art.target != "aws" or not art.region:
+                continue
+            ec2 = account.client("ec2", art.region)
+            images = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [art.id]}])["Images"]
+            snapshots = aws.snapshots_of(images[0]) if images else []
+            if images:
+                ec2.deregister_image(ImageId=art.id)
+            for snap in snapshots:
+                ec2.delete_snapshot(SnapshotId=snap)
+            lines.append(f"deregistered {art.region} {art.id} and {len(snapshots)} snapshot(s) of {d.ref}")
+        catalog.mark_deleted(d.name, d.version, "pruned")
+    return lines

@@ -33,7 +33,7 @@ def test_keeps_newest_channels_parents_and_in_use():
     assert "among the newest 1 verified" in d[app[2].ref].reasons
     assert d[app[3].ref].delete  # failed, on no channel
     assert any(r.startswith("parent of app@") for r in d[base[0].ref].reasons)
-    assert "in use by a running VM" in d[base[1].ref].reasons
+    assert "in use (by a running VM)" in d[base[1].ref].reasons
     assert d[base[2].ref].delete
     assert not d[base[3].ref].delete
 
