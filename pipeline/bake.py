@@ -446,6 +446,9 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
     for decision in first:
         if decision.action != plan_mod.UP_TO_DATE:
             run.reporter.line(decision.describe())
+    if any(d.action == plan_mod.BAKE for d in first) and packer.prepare(
+            run.tools.packer, run.project.root / "packer" / "plugins.pkr.hcl", run.log_dir / "packer-init.log"):
+        run.reporter.line("packer init: plugins installed (Packer >= 1.7)")
     done: list[plan_mod.Decision] = []
     for initial in first:
         spec = run.project.get(initial.image)

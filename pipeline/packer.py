@@ -60,6 +60,22 @@ def needs_init(packer_version: tuple[int, int, int]) -> bool:
     return packer_version >= (1, 7, 0)
 
 
+def init_invocation(plugins_file: Path, packer: str = "packer") -> proc.Invocation:
+    """``packer init`` of the plugins file (Packer >= 1.7 only)."""
+    return proc.Invocation(argv=(packer, "init", "-upgrade=false", str(plugins_file)), env=build_env({}))
+
+
+def prepare(packer_version: tuple[int, int, int], plugins_file: Path, log: Path, packer: str = "packer") -> bool:
+    """Install the plugins modern Packer needs; Debian's 1.6.6 has them built in. True when init ran."""
+    if not needs_init(packer_version):
+        return False
+    result = proc.run(init_invocation(plugins_file, packer), log, check=False)
+    if result.returncode != 0:
+        raise ToolMissing(f"packer init could not install the plugins of {plugins_file.name}",
+                          hint="check network access to the plugin registry", log=log)
+    return True
+
+
 def build_invocation(*, template_dir: Path, var_file: Path, target: str, env: Mapping[str, str],
                      packer: str = "packer") -> proc.Invocation:
     """The ``packer build`` command for one layer on ``target``."""

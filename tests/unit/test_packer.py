@@ -111,3 +111,46 @@ def test_real_packer_accepts_the_template_set(root, tmp_path):
                            str(root / "packer" / "image")], capture_output=True, text=True,
                           env={**packer.build_env({})})
     assert done.returncode != 0 and "accelerator must be kvm or tcg" in done.stdout + done.stderr
+
+
+def fake_packer(tmp_path, version):
+    """A stand-in packer that records its argv; fails loudly on anything but version and init."""
+    calls = tmp_path / "calls"
+    script = tmp_path / "packer"
+    script.write_text(f"""#!/bin/sh
+echo "$@" >> {calls}
+case "$1" in
+  version) echo "Packer v{version}" ;;
+  init) exit 0 ;;
+  *) echo "unexpected: $@" >&2; exit 99 ;;
+esac
+""")
+    script.chmod(0o755)
+    return str(script), calls
+
+
+def test_modern_packer_gets_packer_init_and_1_6_6_does_not(root, tmp_path):
+    (tmp_path / "m").mkdir()
+    modern, calls = fake_packer(tmp_path / "m", "1.11.2")
+    plugins = root / "packer" / "plugins.pkr.hcl"
+    assert packer.prepare(packer.version(modern), plugins, tmp_path / "init.log", packer=modern) is True
+    assert calls.read_text().splitlines() == ["version", f"init -upgrade=false {plugins}"]
+    (tmp_path / "o").mkdir()
+    old, old_calls = fake_packer(tmp_path / "o", "1.6.6")
+    assert packer.prepare(packer.version(old), plugins, tmp_path / "init.log", packer=old) is False
+    assert old_calls.read_text().splitlines() == ["version"]
+
+
+def test_too_old_or_missing_packer(tmp_path):
+    (tmp_path / "a").mkdir()
+    ancient, _ = fake_packer(tmp_path / "a", "1.5.0")
+    with pytest.raises(ToolMissing, match="too old"):
+        packer.version(ancient)
+    with pytest.raises(ToolMissing, match="packer not found"):
+        packer.version(str(tmp_path / "nope"))
+
+
+def test_plugins_file_names_every_plugin_the_templates_use(root):
+    text = (root / "packer" / "plugins.pkr.hcl").read_text()
+    for plugin in ("github.com/hashicorp/qemu", "github.com/hashicorp/ansible", "github.com/hashicorp/amazon"):
+        assert plugin in text
