@@ -138,9 +138,11 @@ def test_unchanged_bake_is_a_noop(export, env):
                      f"up to date: app {app['version']} (key {app['fingerprint'][7:19]})"]
 
 
-def test_bench_prints_the_figures(export, env):
+def test_bench_prints_the_figures(export, env, home):
     done = invoke("bench", env=env, timeout=900)
     assert done.returncode == 0, done.stderr
+    (home / "bench.txt").write_text(done.stdout)  # the figures of this run, for whoever reads the CI machine
+    sys.stdout.write(done.stdout)
     assert "ratio no-op / full:" in done.stdout
     assert "catalog.resolve, 10,000 versions:" in done.stdout
     assert "FLATTENED" in done.stdout
