@@ -237,34 +237,43 @@ def step_store(run: Run, layer: Layer) -> None:
     run.catalog.add_artifact(layer.spec.name, layer.version, layer.artifact)
 
 
+def forwards_of(run: Run, layer: Layer) -> dict[str, int]:
+    """Ports the image and its ancestors ask to reach from the host while verifying."""
+    forwards: dict[str, int] = {}
+    for spec in run.project.lineage(layer.spec.name):
+        forwards.update(spec.forward)
+    return forwards
+
+
 def step_verify(run: Run, layer: Layer) -> None:
     """Boot a throwaway overlay; the playbook must change nothing, then the specs must pass."""
     assert layer.artifact is not None and layer.artifact.path is not None
+    with vm.boot(Path(layer.artifact.path), layer.scratch / "verify", layer.log_dir, forwards=forwards_of(run, layer),
+                 user=VERIFY_USER, name="verify") as guest:
+        check_guest(run, layer, guest)
+
+
+def check_guest(run: Run, layer: Layer, guest: vm.Guest) -> None:
+    """The gate, on a running guest of the image: idempotence, then specs; records the verdict's evidence."""
     lineage = run.project.lineage(layer.spec.name)
-    forwards: dict[str, int] = {}
-    for spec in lineage:
-        forwards.update(spec.forward)
     identity = layer.identity()
     build_key = layer.log_dir / "build-key.pub"
     if build_key.exists():
         identity["build_public_key"] = build_key.read_text().strip()
-    with vm.boot(Path(layer.artifact.path), layer.scratch / "verify", layer.log_dir, forwards=forwards,
-                 user=VERIFY_USER, name="verify") as guest:
-        run.reporter.line(f"{layer.ref}: verify: VM up, checking idempotence")
-        idem = verify.idempotence(guest, project=run.project.root, playbook=layer.spec.playbook,
-                                  extravars={f"kiln_{k}": v for k, v in layer.identity().items()},
-                                  work=layer.log_dir / "idempotence")
-        if not idem.ok:
-            write_report(layer, "failed", idempotence=idem)
-            run.catalog.record_verification(layer.spec.name, layer.version, spec_digest=layer.spec_digest,
-                                            ok=False, report=str(layer.report))
-            what = (f"changed on a second run: {', '.join(idem.changed_tasks)}" if idem.changed_tasks
-                    else f"failed on a second run: {', '.join(idem.failed_tasks)}")
-            raise VerificationFailed(f"{layer.ref}: not idempotent — {what}", log=idem.log)
-        run.reporter.line(f"{layer.ref}: verify: idempotent; running specs")
-        spec_dirs = [spec.specs for spec in lineage]
-        result = verify.specs(guest, spec_dirs=spec_dirs, identity=identity, work=layer.log_dir)
-        packages = verify.package_manifest(guest) if result.ok else []
+    run.reporter.line(f"{layer.ref}: verify: VM up, checking idempotence")
+    idem = verify.idempotence(guest, project=run.project.root, playbook=layer.spec.playbook,
+                              extravars={f"kiln_{k}": v for k, v in layer.identity().items()},
+                              work=layer.log_dir / "idempotence")
+    if not idem.ok:
+        write_report(layer, "failed", idempotence=idem)
+        run.catalog.record_verification(layer.spec.name, layer.version, spec_digest=layer.spec_digest,
+                                        ok=False, report=str(layer.report))
+        what = (f"changed on a second run: {', '.join(idem.changed_tasks)}" if idem.changed_tasks
+                else f"failed on a second run: {', '.join(idem.failed_tasks)}")
+        raise VerificationFailed(f"{layer.ref}: not idempotent — {what}", log=idem.log)
+    run.reporter.line(f"{layer.ref}: verify: idempotent; running specs")
+    result = verify.specs(guest, spec_dirs=[spec.specs for spec in lineage], identity=identity, work=layer.log_dir)
+    packages = verify.package_manifest(guest) if result.ok else []
     verify.write_json(layer.log_dir / "packages.json", packages)
     write_report(layer, "verified" if result.ok else "failed", idempotence=idem, specs=result)
     run.catalog.record_verification(layer.spec.name, layer.version, spec_digest=layer.spec_digest, ok=result.ok,

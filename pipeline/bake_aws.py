@@ -26,7 +26,7 @@ from typing import Any
 from pipeline import __version__, aws, packer, proc, templates, verify
 from pipeline import plan as plan_mod
 from pipeline.catalog import Artifact
-from pipeline.errors import BuildFailed, KilnError, VerificationFailed
+from pipeline.errors import BuildFailed, KilnError
 from pipeline.progress import Row, fmt_seconds
 from pipeline.settings import AwsSettings
 
@@ -72,7 +72,8 @@ def packer_variables(run: Any, layer: Any, ctx: AwsContext, tags: dict[str, str]
         "ansible_env_vars": [f"{k}={v}" for k, v in verify.ansible_env(run.project.root).items()],
         "ansible_extra_vars": json.dumps({f"kiln_{k}": v for k, v in identity.items()}),
         "ssh_username": s.ssh_username,
-        "ssh_private_key_file": "",
+        "ssh_private_key_file": str(layer.scratch / "build-key"),
+        "aws_ssh_keypair_name": build_key_name(run, layer),
         "finalize_script": str(run.project.root / "packer" / "finalize.sh"),
         "aws_region": s.region,
         "aws_ami_regions": [r for r in s.regions if r != s.region],
@@ -87,6 +88,35 @@ def packer_variables(run: Any, layer: Any, ctx: AwsContext, tags: dict[str, str]
         "aws_endpoint_ec2": aws.endpoint("ec2") or "",
         "aws_ssh_cidrs": ["127.0.0.1/32"] if ctx.emulated else [],
     }
+
+
+def build_key_name(run: Any, layer: Any) -> str:
+    """The per-build key pair: ``kiln-<run-id>-build-<image>`` (the janitor finds it by name and tag)."""
+    return f"kiln-{run.run_id}-build-{layer.spec.name}"
+
+
+@contextlib.contextmanager
+def build_key_pair(run: Any, layer: Any) -> Iterator[None]:
+    """Import a fresh key for the build instance; delete the key pair afterwards, whatever happens.
+
+    Kiln's own key (not Packer's temporary one) so the public half is known: the
+    specs check it is gone from the image.
+    """
+    import subprocess
+
+    ec2 = run.aws.account.client("ec2")
+    key = layer.scratch / "build-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", build_key_name(run, layer), "-f", str(key)],
+                   check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    (layer.log_dir / "build-key.pub").write_text(key.with_suffix(".pub").read_text())
+    tags = aws.tag_list({"kiln:run-id": run.run_id, "kiln:name": layer.spec.name})
+    ec2.import_key_pair(KeyName=build_key_name(run, layer), PublicKeyMaterial=key.with_suffix(".pub").read_bytes(),
+                        TagSpecifications=[{"ResourceType": "key-pair", "Tags": tags}])
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            ec2.delete_key_pair(KeyName=build_key_name(run, layer))
 
 
 def layer_tags(run: Any, layer: Any) -> dict[str, str]:
@@ -134,7 +164,7 @@ def step_build(run: Any, layer: Any) -> None:
     templates.check_plan(template_dir, variables)
     var_file = packer.write_var_file(layer.scratch / "build.pkrvars.json", variables)
     log = layer.log_dir / "packer.log"
-    with proc.short_tmpdir() as tmp:
+    with build_key_pair(run, layer), proc.short_tmpdir() as tmp:
         env = {"TMPDIR": str(tmp)}
         if ctx.emulated:
             env["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -206,7 +236,9 @@ def test_instance(run: Any, layer: Any, ami: str) -> Iterator[dict[str, Any]]:
         created["instance"] = instance["InstanceId"]
         ec2.get_waiter("instance_running").wait(InstanceIds=[instance["InstanceId"]],
                                                 WaiterConfig={"Delay": 2 if ctx.emulated else 10, "MaxAttempts": 60})
-        yield {"instance": instance["InstanceId"], "key": key, "sg": sg["GroupId"]}
+        described = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+        address = described.get("PublicIpAddress") or described.get("PrivateIpAddress") or ""
+        yield {"instance": instance["InstanceId"], "key": key, "sg": sg["GroupId"], "address": address}
     finally:
         with contextlib.suppress(Exception):
             if "instance" in created:
@@ -253,8 +285,13 @@ def step_verify(run: Any, layer: Any) -> None:
             run.catalog.record_verification(layer.spec.name, layer.version, spec_digest=layer.spec_digest, ok=True,
                                             report=str(layer.report))
             return
-        raise VerificationFailed(f"{layer.ref}: SSH verification of AWS instances is not available in this Kiln",
-                                 hint="verify the image on the local target")
+        from pipeline import seed, vm
+        from pipeline.bake import check_guest, forwards_of
+
+        access = seed.Access(user=ctx.settings.ssh_username, key=inst["key"], seed_files=())
+        with vm.remote(inst["address"], access, layer.scratch / "verify", layer.log_dir,
+                       forwards=forwards_of(run, layer)) as guest:
+            check_guest(run, layer, guest)
 
 
 def step_record(run: Any, layer: Any) -> None:

@@ -79,7 +79,7 @@ def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mappi
 
     work.mkdir(parents=True, exist_ok=True)
     inventory = {"all": {"hosts": {"guest": {
-        "ansible_host": "127.0.0.1", "ansible_port": guest.ssh_port, "ansible_user": guest.access.user,
+        "ansible_host": guest.host, "ansible_port": guest.ssh_port, "ansible_user": guest.access.user,
         "ansible_ssh_private_key_file": str(guest.access.key),
         "ansible_python_interpreter": "/usr/bin/python3"}}}}
     # ansible-runner finds ansible-playbook on the child's PATH: make it Kiln's own.
@@ -104,7 +104,7 @@ def spec_invocation(guest: Guest, *, spec_dirs: Sequence[Path], junit: Path,
     """pytest-testinfra over SSH against the guest, one JUnit report."""
     return proc.Invocation(
         argv=(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--tb=short",
-              f"--hosts=ssh://{guest.access.user}@127.0.0.1:{guest.ssh_port}",
+              f"--hosts=ssh://{guest.access.user}@{guest.host}:{guest.ssh_port}",
               f"--ssh-config={guest.ssh_config}", "--sudo", f"--junitxml={junit}",
               *(str(d) for d in spec_dirs)),
         env=dict(env),
@@ -115,6 +115,7 @@ def spec_env(guest: Guest, identity: Mapping[str, str]) -> dict[str, str]:
     """What specs learn about the image and the VM (see specs/conftest.py)."""
     env = {f"KILN_{key.upper()}": value for key, value in identity.items()}
     env["KILN_SSH_PORT"] = str(guest.ssh_port)
+    env["KILN_SSH_HOST"] = guest.host
     env["KILN_SSH_KEY"] = str(guest.access.key)
     env["KILN_SSH_USER"] = guest.access.user
     for label, port in guest.forwards.items():

@@ -49,11 +49,12 @@ class Guest:
     ssh_config: Path
     forwards: Mapping[str, int] = field(default_factory=dict)  # label -> host port
     pid: int = 0
+    host: str = "127.0.0.1"  # a local VM's forwarded port, or an EC2 instance's address
 
     def ssh_argv(self, *command: str) -> list[str]:
         """argv of an ssh command into the guest."""
         return ["ssh", *seed.ssh_options(self.access.key), "-p", str(self.ssh_port),
-                f"{self.access.user}@127.0.0.1", *command]
+                f"{self.access.user}@{self.host}", *command]
 
 
 def qemu_invocation(*, disk: Path, seed_iso: Path, ssh_port: int, forwards: Mapping[int, int],
@@ -81,16 +82,22 @@ def overlay_invocation(image: Path, overlay: Path) -> proc.Invocation:
 
 @contextlib.contextmanager
 def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
-         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT) -> Iterator[Guest]:
+         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT,
+         access: seed.Access | None = None, keep: Path | None = None,
+         wait_for_exit: float = 0.0) -> Iterator[Guest]:
     """Boot ``image`` on an overlay in ``scratch``; yield once SSH and cloud-init are ready.
 
-    On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed.
+    ``access`` brings a key and seed made by the caller (else one is made for this
+    boot). With ``keep``, the overlay is kept there after a block that ended
+    without error — waiting up to ``wait_for_exit`` seconds for the VM to power
+    itself off first. On exit — success, failure or interrupt — QEMU is killed and
+    ``scratch`` removed.
     """
     scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     # SSH control sockets need a short path (108 bytes at most): not under scratch.
     control = Path(tempfile.mkdtemp(prefix="kiln-ssh-"))
     try:
-        access = seed.make_access(scratch / "access", user, f"{name}-{scratch.name}", name)
+        access = access or seed.make_access(scratch / "access", user, f"{name}-{scratch.name}", name)
         iso = scratch / "seed.iso"
         proc.run(seed.iso_invocation(access, iso), log_dir / f"{name}-qemu.log", what="xorriso")
         overlay = scratch / "overlay.qcow2"
@@ -114,6 +121,15 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
                 # Close any ControlMaster connection before QEMU goes away.
                 subprocess.run(["ssh", "-F", str(guest.ssh_config), "-O", "exit", "-p", str(ssh_port),
                                 "127.0.0.1"], check=False, capture_output=True, stdin=subprocess.DEVNULL)
+            if keep is not None:
+                try:
+                    vm.wait(timeout=wait_for_exit)
+                except subprocess.TimeoutExpired:
+                    raise KilnError(f"the VM did not power off within {int(wait_for_exit)} s",
+                                    log=log_dir / f"{name}-serial.log") from None
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                overlay.chmod(0o444)
+                shutil.move(str(overlay), keep)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(control, ignore_errors=True)
@@ -130,3 +146,40 @@ def _wait_for_ssh(guest: Guest, vm: subprocess.Popen[bytes], timeout: float, ser
             return
         time.sleep(2)
     raise KilnError(f"the VM did not answer on SSH within {int(timeout)} s", log=serial)
+
+
+@contextlib.contextmanager
+def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
+           timeout: float = BOOT_TIMEOUT, name: str = "verify") -> Iterator[Guest]:
+    """A guest that is a remote machine (an EC2 instance): SSH on port 22, ports reached through SSH tunnels.
+
+    Tunnels stand in for QEMU's port forwards, so the same specs test the same
+    behaviour from this machine.
+    """
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    control = Path(tempfile.mkdtemp(prefix="kiln-ssh-"))
+    tunnels: list[subprocess.Popen[bytes]] = []
+    try:
+        host_ports = {label: free_port() for label in (forwards or {})}
+        guest = Guest(ssh_port=22, access=access, ssh_config=seed.ssh_config(scratch / "ssh_config", access, control),
+                      forwards=host_ports, host=host)
+        deadline = time.monotonic() + timeout
+        while subprocess.run(guest.ssh_argv("true"), check=False, capture_output=True, stdin=subprocess.DEVNULL,
+                             timeout=60).returncode != 0:
+            if time.monotonic() > deadline:
+                raise KilnError(f"{host} did not answer on SSH within {int(timeout)} s")
+            time.sleep(5)
+        subprocess.run(guest.ssh_argv("sudo", "cloud-init", "status", "--wait"), check=False,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        with open(log_dir / f"{name}-tunnels.log", "ab") as out:
+            for label, port in (forwards or {}).items():
+                argv = [*guest.ssh_argv()[:-1], "-N", "-L", f"127.0.0.1:{host_ports[label]}:127.0.0.1:{port}",
+                        guest.ssh_argv()[-1]]
+                tunnels.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                                start_new_session=True))
+        yield guest
+    finally:
+        for tunnel in tunnels:
+            tunnel.kill()
+            tunnel.wait()
+        shutil.rmtree(control, ignore_errors=True)

@@ -4,7 +4,7 @@ Kiln boots a throwaway copy of the image and runs ``pytest --hosts=ssh://…``
 against it with these variables set:
 
 - ``KILN_IMAGE_NAME`` / ``KILN_IMAGE_VERSION`` / ``KILN_IMAGE_PARENT`` — expected identity;
-- ``KILN_SSH_PORT`` / ``KILN_SSH_USER`` / ``KILN_SSH_KEY`` — how the VM is reached;
+- ``KILN_SSH_HOST`` / ``KILN_SSH_PORT`` / ``KILN_SSH_USER`` / ``KILN_SSH_KEY`` — how the VM is reached;
 - ``KILN_FORWARD_<LABEL>`` — ``127.0.0.1:PORT`` for each port in kiln.toml's ``forward``;
 - ``KILN_BUILD_PUBLIC_KEY`` — the public half of the key Packer's build used (it must be gone).
 """
@@ -52,7 +52,8 @@ def forwarded():
 @pytest.fixture(scope="session")
 def ssh_endpoint() -> tuple[str, int, str]:
     """(host, port, user) of the VM's SSH server, for behaviour tests from the host."""
-    return "127.0.0.1", int(os.environ["KILN_SSH_PORT"]), os.environ.get("KILN_SSH_USER", "kiln")
+    return (os.environ.get("KILN_SSH_HOST", "127.0.0.1"), int(os.environ["KILN_SSH_PORT"]),
+            os.environ.get("KILN_SSH_USER", "kiln"))
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,8 @@ source "amazon-ebs" "image" {
   custom_endpoint_ec2        = var.aws_endpoint_ec2
   skip_region_validation     = var.aws_endpoint_ec2 != ""
   skip_metadata_api_check    = var.aws_endpoint_ec2 != ""
-  temporary_key_pair_name    = "kiln-${var.run_id}"
+  ssh_keypair_name           = var.aws_ssh_keypair_name
+  ssh_private_key_file       = var.ssh_private_key_file
   temporary_security_group_source_cidrs = var.aws_ssh_cidrs
   subnet_filter {
     filters   = var.aws_subnet_filter

@@ -185,3 +185,9 @@ variable "aws_ssh_cidrs" {
   description = "Who may reach the build instance's SSH port."
   default     = []
 }
+
+variable "aws_ssh_keypair_name" {
+  type        = string
+  description = "EC2 key pair holding the public half of ssh_private_key_file (Kiln imports it per build)."
+  default     = ""
+}
