@@ -119,6 +119,21 @@ def plan(c, image, all_=False):
 
 
 @task
+def validate(c):
+    """Check config, templates (every target), playbooks (syntax, ansible-lint) and specs; findings as file:line."""
+    from pipeline import validate as validate_mod
+    from pipeline.errors import KilnError
+
+    def work() -> None:
+        findings = validate_mod.run(config.default_paths().project)
+        print(validate_mod.render(findings))
+        if findings:
+            raise KilnError(f"validate found {len(findings)} problem(s)", hint="see the lines above")
+
+    guarded(work)
+
+
+@task
 def foundation(c):
     """Build (once per recipe) or find the cached Debian foundation every local image starts from."""
     from pipeline import foundation as foundation_mod
@@ -355,6 +370,6 @@ for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_
     catalog.add_task(_t)
 
 ns = Collection()
-for _t in (bake, plan, foundation, promote, rollback, revoke, restore, prune, janitor, bench):
+for _t in (bake, plan, validate, foundation, promote, rollback, revoke, restore, prune, janitor, bench):
     ns.add_task(_t)
 ns.add_collection(catalog)
