@@ -134,6 +134,19 @@ def validate(c):
 
 
 @task
+def images(c):
+    """Print the declared images, parents before children, one a line (for scripts and Jenkins)."""
+    from pipeline import plan as plan_mod
+
+    def work() -> None:
+        project = config.load(config.default_paths().project)
+        for spec in plan_mod.order(project, project.images):
+            print(spec.name)
+
+    guarded(work)
+
+
+@task
 def foundation(c):
     """Build (once per recipe) or find the cached Debian foundation every local image starts from."""
     from pipeline import foundation as foundation_mod
@@ -149,14 +162,21 @@ def foundation(c):
     guarded(work)
 
 
-@task(positional=["ref"], help={"ref": "NAME@VERSION to promote", "channel": "channel to move (e.g. prod)",
+@task(positional=["ref"], help={"ref": "NAME@VERSION (or NAME@latest) to promote",
+                                "channel": "channel to move (e.g. prod)",
                                 "target": "local (default) or aws (also updates the SSM parameters)"})
 def promote(c, ref, channel, target="local"):
     """Point a named channel at a verified version (its history keeps who/when/from/to)."""
 
     def work() -> None:
-        name, version = _ref(ref)
         with _catalog(target) as cat:
+            if ref.endswith("@latest"):
+                name = ref[: -len("@latest")]
+                version = cat.channel(name, "latest")
+                if version is None:
+                    raise ConfigError(f"{name} has no verified version to promote", hint=f"invoke bake {name}")
+            else:
+                name, version = _ref(ref)
             move = cat.promote(name, version, channel)
             print(move.describe())
             _publish(target, cat, [move])
@@ -254,18 +274,21 @@ def prune(c, keep="3", dry_run=False, target="local"):
     guarded(work)
 
 
-@task(help={"target": "aws (the only target with remote leftovers)", "dry_run": "report only, remove nothing",
+@task(help={"target": "aws (default: resources in every region) or local (scratch folders of killed runs)",
+            "dry_run": "report only, remove nothing",
             "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0)"})
 def janitor(c, target="aws", dry_run=False, older_than="3h"):
-    """Find and remove what killed bakes left in the AWS account (instances, keys, groups, volumes, AMIs)."""
+    """Find and remove what killed bakes left: AWS resources by run-id tag, or local scratch folders."""
     from pipeline import aws, targets
     from pipeline import janitor as janitor_mod
 
     def work() -> None:
-        if targets.check(target) != "aws":
-            raise ConfigError("the local target leaves nothing behind to clean", hint="use --target aws")
         age = janitor_mod.parse_age(older_than)
         paths = config.default_paths()
+        if targets.check(target) == "local":
+            for line in janitor_mod.clean_local(paths.runs, older_than=age, dry_run=dry_run):
+                print(line)
+            return
         settings = targets.aws_settings(paths)
         account = aws.Account(settings)
         account.identity()
@@ -370,6 +393,6 @@ for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_
     catalog.add_task(_t)
 
 ns = Collection()
-for _t in (bake, plan, validate, foundation, promote, rollback, revoke, restore, prune, janitor, bench):
+for _t in (bake, plan, validate, images, foundation, promote, rollback, revoke, restore, prune, janitor, bench):
     ns.add_task(_t)
 ns.add_collection(catalog)

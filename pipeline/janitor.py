@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pipeline import aws
@@ -157,3 +158,19 @@ def _remove(ec2: Any, item: Leftover) -> None:
             ec2.delete_snapshot(SnapshotId=snap)
     elif item.kind == "snapshot":
         ec2.delete_snapshot(SnapshotId=item.id)
+
+
+def clean_local(runs: Path, *, older_than: timedelta, dry_run: bool, now: datetime | None = None) -> list[str]:
+    """Scratch folders of local runs killed before their cleanup (SIGKILL, power loss), by run age."""
+    import shutil
+
+    now = now or datetime.now(UTC)
+    lines = []
+    for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
+        started = run_started(folder.name)
+        if started is None or now - started < older_than:
+            continue
+        if not dry_run:
+            shutil.rmtree(folder, ignore_errors=True)
+        lines.append(f"{'would remove' if dry_run else 'removed'} {folder}")
+    return lines or [f"janitor: nothing left behind in {runs}"]
