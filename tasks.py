@@ -54,8 +54,9 @@ def _ref(ref: str) -> tuple[str, str]:
     "target": "where to bake: local (QEMU, default) or aws (AMIs)",
     "region": "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)",
     "verbose": "stream Packer's output live (everything always goes to the logs)",
+    "security_updates": "also rebake an up-to-date image whose packages have pending Debian security updates",
 })
-def bake(c, image, all_=False, force=False, target="local", region="", verbose=False):
+def bake(c, image, all_=False, force=False, target="local", region="", verbose=False, security_updates=False):
     """Bake IMAGE (or --all) and what it is built on — exactly what is outdated — verify, record."""
     from pipeline import bake as bake_mod
     from pipeline.progress import Reporter, table
@@ -80,7 +81,7 @@ def bake(c, image, all_=False, force=False, target="local", region="", verbose=F
         with targets.open_catalog(paths, target, settings=ctx.settings if ctx else None) as cat:
             run = bake_mod.Run(paths=paths, project=project, catalog=cat, reporter=reporter, tools=tools,
                                git=bake_mod.Git.of(paths.project), run_id=run_id, verbose=verbose,
-                               target=target, aws=ctx)
+                               target=target, aws=ctx, security_updates=security_updates)
             state["run"] = run
             bake_mod.bake(run, names, force=names if force else ())
             if run.rows:
@@ -95,20 +96,23 @@ def bake(c, image, all_=False, force=False, target="local", region="", verbose=F
 
 
 @task(klass=OptionalPositionalTask, positional=["image"], help={
-    "image": "image to plan (with its parents)", "all": "plan every image"})
-def plan(c, image, all_=False):
+    "image": "image to plan (with its parents)", "all": "plan every image",
+    "security_updates": "check each image's packages against Debian's indexes (security updates are a reason)"})
+def plan(c, image, all_=False, security_updates=False):
     """Show the image graph and, per image, what a bake would do and why."""
     from pipeline import bake as bake_mod
     from pipeline import plan as plan_mod
+    from pipeline.progress import Reporter
 
     def work() -> None:
         paths = config.default_paths()
         project = config.load(paths.project)
         names = _images(project, image, all_)
         tools = bake_mod.Tools.detect()
+        updates = bake_mod.security_checker(project.root, paths.cache, Reporter()) if security_updates else None
         with catalog_mod.Catalog.open(paths.catalog) as cat:
             planner = plan_mod.Planner(project=project, catalog=cat, cache=paths.cache,
-                                       tool_values=tools.values("local"))
+                                       tool_values=tools.values("local"), updates=updates or None)
             decisions = planner.plan(names)
         print(plan_mod.graph(project, {d.image: d for d in decisions}))
         print()

@@ -91,20 +91,42 @@ class Run:
     target: str = "local"
     rows: list[Row] = field(default_factory=list)
     aws: Any = None  # bake_aws.AwsContext on the aws target
+    security_updates: bool = False
+    _updates: Any = None
+
+    def update_checker(self) -> Any:
+        """Pending-update check against the Debian indexes (loaded once per run), or None."""
+        if not self.security_updates:
+            return None
+        if self._updates is None:
+            self._updates = security_checker(self.project.root, self.paths.cache, self.reporter)
+        return self._updates or None
 
     def planner(self) -> plan_mod.Planner:
         """The bake-key planner for this run's project, catalog, tools and target."""
+        common = {"project": self.project, "catalog": self.catalog, "cache": self.paths.cache,
+                  "tool_values": self.tools.values(self.target), "updates": self.update_checker()}
         if self.target == "aws":
-            return plan_mod.Planner(project=self.project, catalog=self.catalog, cache=self.paths.cache,
-                                    tool_values=self.tools.values(self.target), foundation=self.aws.source_ami,
-                                    region=self.aws.settings.region)
-        return plan_mod.Planner(project=self.project, catalog=self.catalog, cache=self.paths.cache,
-                                tool_values=self.tools.values(self.target))
+            return plan_mod.Planner(**common, foundation=self.aws.source_ami, region=self.aws.settings.region)
+        return plan_mod.Planner(**common)
 
     @property
     def log_dir(self) -> Path:
         """This run's log folder."""
         return self.paths.logs / self.run_id
+
+
+def security_checker(root: Path, cache: Path, reporter: Reporter | None) -> Any:
+    """The update check for the foundation's apt sources; False (and a line saying why) when unavailable."""
+    from pipeline import updates
+
+    try:
+        recipe = foundation.Recipe.load(root / "packer" / "foundation")
+        return updates.checker(recipe.sources, cache / "debian-indexes")
+    except KilnError as exc:
+        if reporter:
+            reporter.line(f"security updates: not checked ({exc.message})")
+        return False
 
 
 @dataclass

@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline import foundation, inputs
 from pipeline.catalog import Catalog, ImageRecord
@@ -43,7 +44,8 @@ class Decision:
         """One line for people."""
         if self.action == UP_TO_DATE and self.current is not None:
             key = self.current.fingerprint.split(":", 1)[-1][:12]
-            return f"up to date: {self.image} {self.current.version} (key {key})"
+            notes = f"; {'; '.join(self.reasons)}" if self.reasons else ""
+            return f"up to date: {self.image} {self.current.version} (key {key}){notes}"
         return f"{self.action}: {self.image} — {'; '.join(self.reasons)}"
 
 
@@ -104,6 +106,8 @@ class Planner:
     # What root images start from: the foundation recipe digest locally, Debian's AMI id on AWS.
     foundation: Callable[[], str] | None = None
     region: str | None = None
+    # Package manifest → pending updates (``pipeline.updates.checker``); None: not checked.
+    updates: Callable[[list[dict[str, str]]], list[Any]] | None = None
 
     def foundation_value(self) -> str:
         """The foundation a root image starts from (a bake key input)."""
@@ -140,6 +144,16 @@ class Planner:
             check = self.catalog.last_verification(same.name, same.version)
             if check is not None and check["spec_digest"] != digest:
                 return Decision(spec.name, REVERIFY, ("specs changed since it was verified",), same, now, digest)
+            if self.updates is not None:
+                pending = self.updates(self.catalog.packages(same.name, same.version))
+                security = [u for u in pending if u.security]
+                if security:
+                    shown = ", ".join(u.describe() for u in security[:5])
+                    more = f" and {len(security) - 5} more" if len(security) > 5 else ""
+                    return Decision(spec.name, BAKE, (f"security updates pending: {shown}{more}",), same, now, digest)
+                if pending:
+                    note = f"{len(pending)} non-security update(s) pending, e.g. {pending[0].describe()}"
+                    return Decision(spec.name, UP_TO_DATE, (note,), same, now, digest)
             return Decision(spec.name, UP_TO_DATE, (), same, now, digest)
         if latest is None:
             revoked = [r for r in self.catalog.versions(spec.name) if r.status == "revoked"]

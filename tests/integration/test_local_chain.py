@@ -232,6 +232,23 @@ def test_channels_revoke_restore_prune_on_the_real_catalog(export, env):
     validate(json.loads(invoke("catalog.export", env=env, timeout=60).stdout))
 
 
+def test_plan_names_pending_security_updates_of_an_older_snapshot(export, env, home):
+    """Debian's real indexes against a base whose manifest says it was baked from an older openssl."""
+    from pipeline.catalog import Catalog
+
+    [base] = images(export, "base")
+    with Catalog.open(home / "catalog.db") as cat:
+        packages = cat.packages("base", base["version"])
+        older = [dict(p, version="3.0.0-1") if p["name"] == "openssl" else p for p in packages]
+        assert older != packages, "openssl should be in the base image"
+        cat.record_packages("base", base["version"], older)
+        try:
+            out = invoke("plan", "base", "--security-updates", env=env, timeout=600).stdout
+        finally:
+            cat.record_packages("base", base["version"], packages)
+    assert "bake: base — security updates pending: openssl 3.0.0-1 → 3.0." in out
+
+
 def test_nothing_left_behind(export, home):
     assert kiln_processes(home) == []
     runs = home / "runs"

@@ -125,3 +125,20 @@ def test_foundation_recipe_is_a_base_input(env):
 def test_graph_is_drawn(root):
     project = config.load(root)
     assert plan_mod.graph(project) == "foundation\n└── base\n    └── app"
+
+
+def test_security_updates_are_a_reason_to_rebake(env):
+    from pipeline.updates import Update
+
+    root, cat = env
+    record_all(root, cat)
+    p = planner(root, cat)
+    p.updates = lambda manifest: [Update("openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2", True)]
+    now = {d.image: d for d in p.plan(["app"])}
+    assert now["base"].action == "bake"
+    assert now["base"].reasons == ("security updates pending: openssl 3.0.15-1~deb12u1 → 3.0.17-1~deb12u2",)
+    assert now["app"].reasons == ("parent changed (base will be rebaked first)",)
+    p.updates = lambda manifest: [Update("chrony", "4.3-2", "4.3-2+deb12u1", False)]
+    quiet = {d.image: d for d in p.plan(["app"])}
+    assert quiet["base"].action == "up to date"
+    assert quiet["base"].describe().endswith("; 1 non-security update(s) pending, e.g. chrony 4.3-2 → 4.3-2+deb12u1")
