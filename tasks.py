@@ -97,8 +97,9 @@ def bake(c, image, all_=False, force=False, target="local", region="", verbose=F
 
 @task(klass=OptionalPositionalTask, positional=["image"], help={
     "image": "image to plan (with its parents)", "all": "plan every image",
-    "security_updates": "check each image's packages against Debian's indexes (security updates are a reason)"})
-def plan(c, image, all_=False, security_updates=False):
+    "security_updates": "check each image's packages against Debian's indexes (security updates are a reason)",
+    "target": "local (default) or aws"})
+def plan(c, image, all_=False, security_updates=False, target="local"):
     """Show the image graph and, per image, what a bake would do and why."""
     from pipeline import bake as bake_mod
     from pipeline import plan as plan_mod
@@ -110,9 +111,19 @@ def plan(c, image, all_=False, security_updates=False):
         names = _images(project, image, all_)
         tools = bake_mod.Tools.detect()
         updates = bake_mod.security_checker(project.root, paths.cache, Reporter()) if security_updates else None
-        with catalog_mod.Catalog.open(paths.catalog) as cat:
+        from pipeline import targets
+
+        extra: dict[str, object] = {}
+        settings = None
+        if targets.check(target) == "aws":
+            from pipeline.bake_aws import AwsContext
+
+            ctx = AwsContext.connect(targets.aws_settings(paths))
+            settings = ctx.settings
+            extra = {"foundation": ctx.source_ami, "region": settings.region}
+        with targets.open_catalog(paths, target, settings=settings) as cat:
             planner = plan_mod.Planner(project=project, catalog=cat, cache=paths.cache,
-                                       tool_values=tools.values("local"), updates=updates or None)
+                                       tool_values=tools.values(target), updates=updates or None, **extra)
             decisions = planner.plan(names)
         print(plan_mod.graph(project, {d.image: d for d in decisions}))
         print()
