@@ -87,6 +87,8 @@ def test_bake_app_on_aws_builds_copies_shares_tags_publishes(kiln_env):
         assert states <= {"terminated"}
         assert ec2(region).describe_key_pairs()["KeyPairs"] == []
         assert [g["GroupName"] for g in ec2(region).describe_security_groups()["SecurityGroups"]] == ["default"]
+    plan = invoke("plan", "--all", "--target", "aws", env=kiln_env)
+    assert plan.returncode == 0 and f"up to date: app {app['version']}" in plan.stdout, plan.stderr
     # and the second run is a no-op
     again = invoke("bake", "app", "--target", "aws", env=kiln_env)
     assert again.returncode == 0 and [ln.split()[3] for ln in again.stdout.splitlines()] == ["base", "app"]
