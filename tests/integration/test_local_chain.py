@@ -29,9 +29,19 @@ def invoke(*args: str, env: dict[str, str], timeout: float = 3600) -> subprocess
 
 
 def kiln_processes(home: Path) -> list[str]:
-    """Command lines of running processes that mention this test's KILN_HOME."""
-    out = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(home) in line and ("qemu" in line or "packer" in line)]
+    """Command lines (whole, from /proc) of running QEMU or Packer processes that mention this test's KILN_HOME."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and str(home) in line and ("qemu" in line or "packer" in line):
+            found.append(line)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -297,18 +307,29 @@ def test_ctrl_c_during_the_build_leaves_nothing_behind(export, env, home, tmp_pa
     before = set(Path("/tmp").glob("packer*"))
     proc = subprocess.Popen([INVOKE, "bake", "probe"], cwd=ROOT, env={**env, "KILN_PROJECT": str(project)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    started = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        logs = list((home / "logs").glob("*/probe-*/packer.log"))
-        if logs and "Waiting for SSH" in logs[0].read_text():
-            started = True
-            break
-        time.sleep(1)
-    assert started, "Packer did not reach the VM boot"
-    assert kiln_processes(home), "expected Packer and QEMU to be running"
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 600
+        started = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            logs = list((home / "logs").glob("*/probe-*/packer.log"))
+            if logs and "Waiting for SSH" in logs[0].read_text():
+                started = True
+                break
+            time.sleep(1)
+        assert started, "Packer did not reach the VM boot"
+        running = kiln_processes(home)
+        assert any("qemu-system" in line for line in running), running
+        assert any("packer build" in line for line in running), running
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # the test failed early: let Kiln clean up, as Jenkins' abort would
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert kiln_processes(home) == []
