@@ -305,13 +305,14 @@ def test_ctrl_c_during_the_build_leaves_nothing_behind(export, env, home, tmp_pa
 
     project = probe_project(tmp_path, "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n")
     before = set(Path("/tmp").glob("packer*"))
+    earlier_logs = set((home / "logs").glob("*/probe-*/packer.log"))
     proc = subprocess.Popen([INVOKE, "bake", "probe"], cwd=ROOT, env={**env, "KILN_PROJECT": str(project)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 600
         started = False
         while time.monotonic() < deadline and proc.poll() is None:
-            logs = list((home / "logs").glob("*/probe-*/packer.log"))
+            logs = list(set((home / "logs").glob("*/probe-*/packer.log")) - earlier_logs)
             if logs and "Waiting for SSH" in logs[0].read_text():
                 started = True
                 break
