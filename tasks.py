@@ -7,6 +7,7 @@ task can work on every image (``invoke bake --all``, ``invoke plan --all``).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from invoke import Collection, task
 
@@ -144,6 +145,52 @@ def validate(c):
         print(validate_mod.render(findings))
         if findings:
             raise KilnError(f"validate found {len(findings)} problem(s)", hint="see the lines above")
+
+    guarded(work)
+
+
+@task(positional=["ref"], help={"ref": "IMAGE or IMAGE@VERSION (default: the latest verified version)"})
+def up(c, ref):
+    """Boot a local catalog image on a throwaway overlay; print how to get in (invoke down to stop)."""
+    from pipeline import up as up_mod
+    from pipeline import versions
+
+    def work() -> None:
+        paths = config.default_paths()
+        name, version = versions.parse_ref(ref)
+        project = config.load(paths.project)
+        with _catalog() as cat:
+            version = version or cat.channel(name, "latest")
+            if version is None:
+                raise ConfigError(f"{name} has no verified version", hint=f"invoke bake {name}")
+            rec = cat.get(name, version)
+        art = rec.artifact("local")
+        if art is None or not art.path or not Path(art.path).exists():
+            raise ConfigError(f"{rec.ref} has no local image file", hint=f"its status is {rec.status}")
+        forwards: dict[str, int] = {}
+        if name in project.images:
+            for spec in project.lineage(name):
+                forwards.update(spec.forward)
+        booted = up_mod.up(paths.home, name, rec.ref, Path(art.path), forwards)
+        print(f"{rec.ref} is up (pid {booted.pid})")
+        print(f"  ssh: {booted.ssh_command()}")
+        for label, (host, guest) in booted.forwards.items():
+            print(f"  {label}: 127.0.0.1:{host} → guest port {guest}")
+        print(f"  stop it with: invoke down {name}")
+
+    guarded(work)
+
+
+@task(positional=["name"], help={"name": "image whose VM to stop"})
+def down(c, name):
+    """Stop a VM started by invoke up and remove its overlay."""
+    from pipeline import up as up_mod
+
+    def work() -> None:
+        if up_mod.down(config.default_paths().home, name):
+            print(f"{name} is down")
+        else:
+            print(f"{name} was not up")
 
     guarded(work)
 
@@ -408,6 +455,7 @@ for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_
     catalog.add_task(_t)
 
 ns = Collection()
-for _t in (bake, plan, validate, images, foundation, promote, rollback, revoke, restore, prune, janitor, bench):
+for _t in (bake, plan, validate, images, up, down, foundation, promote, rollback, revoke, restore, prune, janitor,
+           bench):
     ns.add_task(_t)
 ns.add_collection(catalog)

@@ -259,6 +259,31 @@ def test_plan_names_pending_security_updates_of_an_older_snapshot(export, env, h
     assert "bake: base — security updates pending: openssl 3.0.0-1 → 3.0." in out
 
 
+def test_up_boots_the_image_to_poke_at_and_down_stops_it(export, env, home):
+    import re
+
+    [app] = images(export, "app")
+    done = invoke("up", f"app@{app['version']}", env=env, timeout=900)
+    try:
+        assert done.returncode == 0, done.stderr
+        ssh = re.search(r"ssh: (ssh .*)$", done.stdout, re.M).group(1)
+        release = subprocess.run([*ssh.split(), "cat", "/etc/image-release"], capture_output=True, text=True,
+                                 timeout=120)
+        assert f"IMAGE_VERSION={app['version']}" in release.stdout, release.stderr
+        port = re.search(r"http: 127.0.0.1:(\d+)", done.stdout).group(1)
+        body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=60).read())
+        assert body["image"]["version"] == app["version"]
+        again = invoke("up", "app", env=env, timeout=60)
+        assert again.returncode == 1 and "already up" in again.stderr
+        dry = invoke("prune", "--keep", "1", "--dry-run", env=env, timeout=120)
+        assert f"keep app@{app['version']}: " in dry.stdout and "in use (by a running VM)" in dry.stdout
+    finally:
+        stopped = invoke("down", "app", env=env, timeout=120)
+    assert stopped.stdout.strip() == "app is down"
+    assert [p for p in kiln_processes(home) if "qemu" in p] == []
+    assert not (home / "up" / "app").exists()
+
+
 def test_nothing_left_behind(export, home):
     assert kiln_processes(home) == []
     runs = home / "runs"
