@@ -23,13 +23,27 @@ def fmt_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+COLOURS = {"done": "32", "verified": "32", "up to date": "32", "failed": "31", "interrupted": "33",
+           "bake:": "36", "re-verify:": "36"}
+
+
+def colourise(text: str) -> str:
+    """ANSI colours for the verdict words of a line."""
+    for word, code in COLOURS.items():
+        text = text.replace(word, f"\033[{code}m{word}\033[0m")
+    return text
+
+
 class Reporter:
-    """Writes progress lines to a stream and to a log file."""
+    """Writes progress lines to a stream (coloured only on a terminal, unless NO_COLOR) and to a log file."""
 
     def __init__(self, stream: TextIO | None = None, log: Path | None = None) -> None:
+        import os
+
         self.stream = stream or sys.stdout
         self.log = log
         self.start = time.monotonic()
+        self.colour = bool(getattr(self.stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
 
     def line(self, text: str) -> None:
         """One progress line, prefixed with the time since the run started."""
@@ -37,7 +51,7 @@ class Reporter:
 
     def say(self, msg: str) -> None:
         """A line as it is (verdicts such as "up to date: …" that scripts may read)."""
-        print(msg, file=self.stream, flush=True)
+        print(colourise(msg) if self.colour else msg, file=self.stream, flush=True)
         if self.log:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log, "a") as fh:

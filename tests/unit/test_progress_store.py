@@ -52,3 +52,22 @@ def test_last_activity_and_failure_line_from_packer_log(tmp_path):
     log.write_text("2026-11-27T14:25:47Z: ==> qemu.image: Waiting for SSH to become available...\n")
     assert bake.last_activity(log) == "(Waiting for SSH to become available...)"
     assert bake.last_activity(tmp_path / "none") == ""
+
+
+def test_colour_only_on_a_terminal(tmp_path, monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    tty, pipe = Tty(), io.StringIO()
+    progress.Reporter(stream=tty, log=tmp_path / "a.log").say("base: build done")
+    progress.Reporter(stream=pipe).say("base: build done")
+    assert "\033[32mdone\033[0m" in tty.getvalue() and "\033[" not in pipe.getvalue()
+    assert "\033[" not in (tmp_path / "a.log").read_text()
+    monkeypatch.setenv("NO_COLOR", "1")
+    quiet = Tty()
+    progress.Reporter(stream=quiet).say("done")
+    assert "\033[" not in quiet.getvalue()
