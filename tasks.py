@@ -54,7 +54,7 @@ def _ref(ref: str) -> tuple[str, str]:
     "force": "bake IMAGE even when an identical verified one exists (parents only when outdated)",
     "target": "where to bake: local (QEMU, default) or aws (AMIs)",
     "region": "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)",
-    "verbose": "stream Packer's output live (everything always goes to the logs)",
+    "verbose": "stream Packer's, Ansible's and pytest's output live (everything always goes to the logs)",
     "security_updates": "also rebake an up-to-date image whose packages have pending Debian security updates",
 })
 def bake(c, image, all_=False, force=False, target="local", region="", verbose=False, security_updates=False):

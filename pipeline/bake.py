@@ -285,7 +285,7 @@ def check_guest(run: Run, layer: Layer, guest: vm.Guest) -> None:
     run.reporter.line(f"{layer.ref}: verify: VM up, checking idempotence")
     idem = verify.idempotence(guest, project=run.project.root, playbook=layer.spec.playbook,
                               extravars={f"kiln_{k}": v for k, v in layer.identity().items()},
-                              work=layer.log_dir / "idempotence")
+                              work=layer.log_dir / "idempotence", stream=run.verbose)
     if not idem.ok:
         write_report(layer, "failed", idempotence=idem)
         run.catalog.record_verification(layer.spec.name, layer.version, spec_digest=layer.spec_digest,
@@ -294,7 +294,8 @@ def check_guest(run: Run, layer: Layer, guest: vm.Guest) -> None:
                 else f"failed on a second run: {', '.join(idem.failed_tasks)}")
         raise VerificationFailed(f"{layer.ref}: not idempotent — {what}", log=idem.log)
     run.reporter.line(f"{layer.ref}: verify: idempotent; running specs")
-    result = verify.specs(guest, spec_dirs=[spec.specs for spec in lineage], identity=identity, work=layer.log_dir)
+    result = verify.specs(guest, spec_dirs=[spec.specs for spec in lineage], identity=identity, work=layer.log_dir,
+                          stream=run.verbose)
     packages = verify.package_manifest(guest) if result.ok else []
     verify.write_json(layer.log_dir / "packages.json", packages)
     write_report(layer, "verified" if result.ok else "failed", idempotence=idem, specs=result)

@@ -73,7 +73,7 @@ def summarize_events(events: Sequence[Mapping[str, Any]]) -> tuple[list[str], li
 
 
 def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mapping[str, Any],
-                work: Path) -> IdempotenceResult:
+                work: Path, stream: bool = False) -> IdempotenceResult:
     """Run ``playbook`` once more through ansible-runner; any changed task fails the check."""
     import ansible_runner
 
@@ -87,7 +87,7 @@ def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mappi
                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     runner = ansible_runner.run(
         private_data_dir=str(work), playbook=str(playbook), inventory=inventory,
-        extravars=dict(extravars), envvars=envvars, quiet=True, ident="idempotence",
+        extravars=dict(extravars), envvars=envvars, quiet=not stream, ident="idempotence",
     )
     log = work / "idempotence.log"
     stdout = work / "artifacts" / "idempotence" / "stdout"
@@ -138,13 +138,14 @@ def read_junit(junit: Path) -> tuple[int, list[str]]:
     return tests, failures
 
 
-def specs(guest: Guest, *, spec_dirs: Sequence[Path], identity: Mapping[str, str], work: Path) -> SpecResult:
+def specs(guest: Guest, *, spec_dirs: Sequence[Path], identity: Mapping[str, str], work: Path,
+          stream: bool = False) -> SpecResult:
     """Run the spec folders against the guest; the JUnit file is the source of truth."""
     work.mkdir(parents=True, exist_ok=True)
     junit = work / "junit.xml"
     log = work / "specs.log"
     inv = spec_invocation(guest, spec_dirs=spec_dirs, junit=junit, env=spec_env(guest, identity))
-    result = proc.run(inv, log, check=False)
+    result = proc.run(inv, log, check=False, stream=stream)
     tests, failures = read_junit(junit)
     ok = result.returncode == 0 and tests > 0 and not failures
     if result.returncode != 0 and not failures:
