@@ -15,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 
 SYSTEM_PACKAGES=(
   packer qemu-system-x86 qemu-utils mmdebstrap e2fsprogs fdisk extlinux syslinux-common
-  xorriso openssh-client python3 python3-venv git ca-certificates groovy default-jre-headless
+  xorriso openssh-client python3 python3-venv git ca-certificates groovy default-jre-headless chromium
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

@@ -403,6 +403,20 @@ def catalog_export(c, target="local"):
     guarded(work)
 
 
+@task(name="report", help={"output": "where to write the page (a folder or a .html file; default report/)",
+                           "target": "local (default) or aws"})
+def catalog_report(c, output="report", target="local"):
+    """Write the catalog as a static HTML page: images, versions, channels, lineage, package changes, evidence."""
+    from pipeline import report as report_mod
+
+    def work() -> None:
+        with _catalog(target) as cat:
+            path = report_mod.write(cat.export(), Path(output))
+        print(path)
+
+    guarded(work)
+
+
 @task(name="resolve", positional=["image"], help={
     "image": "image name", "channel": "channel (default latest)", "target": "local (default) or aws",
     "region": "AWS region (aws target)"})
@@ -451,7 +465,7 @@ def catalog_channels(c, image):
 
 
 catalog = Collection("catalog")
-for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels):
+for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels, catalog_report):
     catalog.add_task(_t)
 
 ns = Collection()

@@ -93,7 +93,8 @@ def test_post_always_runs_the_janitor_and_publishes_the_evidence(events):
     [junit] = calls(events, "junit", "pipeline/post/always")
     assert junit["args"][0]["testResults"].endswith("junit.xml")
     [archive] = calls(events, "archiveArtifacts", "pipeline/post/always")
-    assert "catalog.json" in archive["args"][0]["artifacts"] and "logs" in archive["args"][0]["artifacts"]
+    for item in ("catalog.json", "report/", "logs"):
+        assert item in archive["args"][0]["artifacts"]
 
 
 def test_options_parameters_locks_and_credentials(events):
