@@ -240,6 +240,10 @@ def test_channels_revoke_restore_prune_on_the_real_catalog(export, env):
     from pipeline.catalog import validate
 
     validate(json.loads(invoke("catalog.export", env=env, timeout=60).stdout))
+    page = invoke("catalog.report", "--output", str(Path(env["KILN_HOME"]) / "report"), env=env, timeout=60)
+    assert page.returncode == 0 and f"app@{app['version']}" not in page.stderr
+    html_text = Path(page.stdout.strip()).read_text()
+    assert 'id="image-app"' in html_text and app["version"] in html_text and 'id="lineage"' in html_text
 
 
 def test_plan_names_pending_security_updates_of_an_older_snapshot(export, env, home):
