@@ -72,6 +72,12 @@ def guarded(work: Callable[[], T], *, on_error: Callable[[], None] | None = None
         raise Exit(code=code) from None
     except Exit:
         raise
+    except BrokenPipeError:
+        # The reader went away (`invoke catalog.export | head`): stop quietly, as coreutils do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise Exit(code=141) from None
     except Exception:
         path = debug_log()
         path.write_text(traceback.format_exc())
