@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +69,7 @@ def packer_variables(run: Any, layer: Any, ctx: AwsContext, tags: dict[str, str]
         "manifest_path": str(layer.scratch / "manifest.json"),
         "run_id": run.run_id,
         "playbook": str(layer.spec.playbook),
-        "ansible_command": str(Path(os.sys.executable).parent / "ansible-playbook"),
+        "ansible_command": str(Path(sys.executable).parent / "ansible-playbook"),
         "ansible_env_vars": [f"{k}={v}" for k, v in verify.ansible_env(run.project.root).items()],
         "ansible_extra_vars": json.dumps({f"kiln_{k}": v for k, v in identity.items()}),
         "ssh_username": s.ssh_username,
