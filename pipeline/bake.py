@@ -475,6 +475,9 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
     """
     planner = run.planner()
     first = planner.plan(names, force=force)
+    if any(d.action == plan_mod.BAKE for d in first):
+        # Before anything is recorded: a template that does not parse fails here, with file:line.
+        templates.variables(run.project.root / "packer" / "image")
     for decision in first:
         if decision.action != plan_mod.UP_TO_DATE:
             run.reporter.line(decision.describe())

@@ -130,6 +130,8 @@ class Planner:
         latest = self.catalog.latest(spec.name)
         digest = spec_digest(self.project, spec.name)
         if parent_action == BAKE:
+            # Its inputs are not final until the parent exists, but every file must already read.
+            inputs.playbook_files(self.project.root, spec.playbook)
             reason = f"parent changed ({spec.parent} will be rebaked first)"
             return Decision(spec.name, BAKE, (reason,), latest, None, digest)
         parent = self.catalog.latest(spec.parent) if spec.parent else None

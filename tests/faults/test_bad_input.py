@@ -1,0 +1,78 @@
+"""The bad-input corpus (``bad_input.json``): each case exits non-zero with one line that says what,
+where and how to fix — no traceback — and leaves the catalog byte for byte as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.catalog import Artifact, Catalog
+from tests.conftest import ROOT, copy_project
+
+pytestmark = pytest.mark.faults
+CASES = json.loads((Path(__file__).parent / "bad_input.json").read_text())
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+def seed_catalog(path: Path) -> dict[str, str]:
+    refs = {}
+    with Catalog.open(path) as cat:
+        for label, status in (("good", "verified"), ("failed", "failed"), ("revoked", "verified")):
+            v = cat.begin_bake(name="base", parent=None, fingerprint="sha256:" + "0" * 64, git_commit="c",
+                               git_dirty=False, run_id="r", log_dir="/l")
+            cat.add_artifact("base", v, Artifact(target="local", id=f"sha256:{label}", path=f"/s/{label}.qcow2"))
+            cat.set_status("base", v, status)
+            refs[label] = v
+        cat.revoke("base", refs["revoked"], reason="test", cascade=False)
+    return refs
+
+
+def snapshot(path: Path) -> bytes | str:
+    return path.read_bytes() if path.is_file() else "directory" if path.is_dir() else "absent"
+
+
+def test_the_corpus_is_big_enough():
+    assert len(CASES) >= 30 and len({c["id"] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_bad_input(case, tmp_path):
+    project = copy_project(tmp_path / "project")
+    home = tmp_path / "home"
+    catalog = home / "catalog.db"
+    home.mkdir()
+    refs = {"good": "", "failed": "", "revoked": ""}
+    if case.get("catalog") == "garbage":
+        catalog.write_bytes(b"this is not a catalog\n" * 50)
+    elif case.get("catalog") == "directory":
+        catalog.mkdir()
+    else:
+        refs = seed_catalog(catalog)
+    if "kiln_toml" in case:
+        with open(project / "kiln.toml", "a") as fh:
+            fh.write(case["kiln_toml"])
+    for rel, text in case.get("files", {}).items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    for rel, (old, new) in case.get("edit", {}).items():
+        text = (project / rel).read_text()
+        assert old in text, f"{rel} no longer contains {old!r}"
+        (project / rel).write_text(text.replace(old, new, 1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
+    env.update({"KILN_HOME": str(home), "KILN_PROJECT": str(project), "NO_COLOR": "1", **case.get("env", {})})
+    before = snapshot(catalog)
+    args = [a.format(**refs) for a in case["args"]]
+    done = subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode != 0, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("kiln: error: "), lines[0]
+    assert case["expect"] in lines[0] and case.get("expect_also", "") in lines[0], lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert snapshot(catalog) == before
