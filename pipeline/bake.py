@@ -412,10 +412,53 @@ def run_steps(run: Run, layer: Layer, steps: tuple[tuple[str, Callable[[Run, Lay
     return run.rows[-1]
 
 
+def resumable(run: Run, spec: config.ImageSpec, key: str) -> catalog_mod.ImageRecord | None:
+    """An earlier attempt of exactly this bake that stopped after its image was stored.
+
+    Called under the image's lock, so a ``building`` record is a bake that was
+    killed outright; one whose image never reached the store is marked
+    ``interrupted`` here.
+    """
+    found = None
+    for rec in run.catalog.versions(spec.name):
+        if rec.fingerprint != key or rec.status not in ("interrupted", "building"):
+            continue
+        art = rec.artifact("local")
+        if art is not None and art.path and Path(art.path).exists():
+            found = rec
+        elif rec.status == "building":
+            run.catalog.set_status(spec.name, rec.version, "interrupted", reason="left behind by a killed bake")
+    return found
+
+
+def resume_layer(run: Run, spec: config.ImageSpec, rec: catalog_mod.ImageRecord, decision: plan_mod.Decision) -> Row:
+    """Verify (not rebuild) an image an interrupted bake already built and stored."""
+    art = rec.artifact("local")
+    assert art is not None and art.path
+    run.catalog.resume(spec.name, rec.version, reason=f"resumed by run {run.run_id}: its image was already stored")
+    values = rec.inputs.get("values", {}) if isinstance(rec.inputs, dict) else {}
+    label = (f"{rec.parent[0]}@{rec.parent[1]}" if rec.parent
+             else f"foundation@{str(values.get('foundation', ':')).split(':', 1)[1][:12]}")
+    parent = run.catalog.get(*rec.parent) if rec.parent else None
+    log_dir = Path(rec.log_dir) if rec.log_dir else run.log_dir / f"{spec.name}-{rec.version}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    layer = Layer(spec=spec, version=rec.version, parent=parent, source_image=Path(art.path), parent_label=label,
+                  inputs=decision.inputs or inputs.Inputs({}, {}), log_dir=log_dir,
+                  scratch=run.paths.runs / f"{run.run_id}-{spec.name}", git=Git(rec.git_commit, rec.git_dirty),
+                  spec_digest=decision.spec_digest, artifact=art)
+    run.reporter.line(f"{layer.ref}: resume — an earlier bake built and stored it; verifying, not rebuilding "
+                      f"(logs {log_dir})")
+    return run_steps(run, layer, (("verify", step_verify), ("record", step_record)), "verified")
+
+
 def bake_layer(run: Run, spec: config.ImageSpec, decision: plan_mod.Decision) -> Row:
     """Bake one layer through STEPS; the catalog record ends verified, failed or interrupted."""
     parent, source, parent_label = source_for(run, spec)
     found = decision.inputs or run.planner().inputs_for(spec, parent)
+    forced = bool(decision.reasons) and decision.reasons[0].startswith("forced")
+    earlier = None if forced else resumable(run, spec, found.key)
+    if earlier is not None:
+        return resume_layer(run, spec, earlier, decision)
     version = run.catalog.begin_bake(
         name=spec.name, parent=(parent.name, parent.version) if parent else None, fingerprint=found.key,
         git_commit=run.git.commit, git_dirty=run.git.dirty, run_id=run.run_id, log_dir="",

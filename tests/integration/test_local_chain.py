@@ -370,3 +370,45 @@ def test_ctrl_c_during_the_build_leaves_nothing_behind(export, env, home, tmp_pa
     assert probes[-1]["status"] == "interrupted"
     assert "verified" not in {p["status"] for p in probes}
     assert "probe" not in doc["channels"]
+
+
+def test_sigterm_during_verification_then_the_next_bake_verifies_without_rebuilding(export, env, home, tmp_path):
+    import signal
+    import time
+
+    project = probe_project(tmp_path, "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n")
+    penv = {**env, "KILN_PROJECT": str(project)}
+    earlier = set((home / "logs").glob("*/bake.log"))
+    proc = subprocess.Popen([INVOKE, "bake", "probe"], cwd=ROOT, env=penv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 900
+        verifying = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            logs = list(set((home / "logs").glob("*/bake.log")) - earlier)
+            if logs and ": verify …" in logs[0].read_text():
+                verifying = True
+                break
+            time.sleep(1)
+        assert verifying, "the bake did not reach verification"
+        time.sleep(5)  # into the verification boot
+        proc.send_signal(signal.SIGTERM)  # what Jenkins sends on abort
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("kiln: interrupted during verify of probe@")
+    assert kiln_processes(home) == []
+    doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    stopped = images(doc, "probe")[-1]
+    assert stopped["status"] == "interrupted" and stopped["artifacts"]
+    again = invoke("bake", "probe", env=penv)
+    assert again.returncode == 0, again.stderr
+    assert f"probe@{stopped['version']}: resume — an earlier bake built and stored it" in again.stdout
+    assert "build …" not in again.stdout
+    doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    finished = next(i for i in images(doc, "probe") if i["version"] == stopped["version"])
+    assert finished["status"] == "verified"
+    assert [h["to"] for h in finished["status_history"]][-3:] == ["interrupted", "building", "verified"]
