@@ -27,10 +27,12 @@ from typing import Any
 from pipeline import catalog as catalog_mod
 from pipeline import config, foundation, inputs, packer, proc, seed, store, templates, verify, vm
 from pipeline import plan as plan_mod
-from pipeline.errors import BuildFailed, CommandFailed, KilnError, VerificationFailed
+from pipeline.errors import BuildFailed, CommandFailed, KilnError, ToolMissing, VerificationFailed
 from pipeline.progress import Reporter, Row, fmt_seconds
 
 TARGETS = ("local", "aws")
+HOST_TOOLS = (("packer", "packer"), ("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
+              ("xorriso", "xorriso"), ("ssh-keygen", "openssh-client"), ("ssh", "openssh-client"))
 BUILD_USER = "packer"
 VERIFY_USER = "kiln"
 
@@ -47,10 +49,10 @@ class Tools:
         """Check the host tools once, before anything starts."""
         from ansible.release import __version__ as ansible_version
 
-        for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
-                              ("xorriso", "xorriso"), ("ssh-keygen", "openssh-client")):
-            if shutil.which(tool) is None:
-                raise KilnError(f"{tool} not found", hint=f"install it: apt-get install {package} (or ./setup.sh)")
+        missing = [(tool, package) for tool, package in HOST_TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise ToolMissing(f"missing host tools: {', '.join(t for t, _ in missing)}",
+                              hint=f"install them: apt-get install {' '.join(p for _, p in missing)} (or ./setup.sh)")
         return cls(packer=packer.version(), ansible_core=ansible_version)
 
     def values(self, target: str) -> dict[str, str]:

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import proc
-from pipeline.errors import ConfigError, KilnError
+from pipeline.errors import ConfigError, KilnError, ToolMissing
 
 # Bump when the way a recipe becomes a disk changes (partitioning, boot loader, ...).
 DISK_FORMAT = "mbr-ext4-extlinux-1"
 ROOT_UUID = "4b696c6e-0000-4000-8000-666f756e6461"
 PARTITION_OFFSET = 1024 * 1024
 MBR_BIN = Path("/usr/lib/syslinux/mbr/mbr.bin")
+FOUNDATION_TOOLS = ("mmdebstrap", "mkfs.ext4", "sfdisk", "extlinux", "losetup", "qemu-img")
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,11 @@ def ensure(recipe: Recipe, cache: Path, log: Path,
     with _locked(target.parent.parent / ".lock"):
         if target.exists():
             return target
+        missing = [t for t in FOUNDATION_TOOLS if shutil.which(t) is None]
+        if missing or not MBR_BIN.exists():
+            raise ToolMissing(f"cannot build the foundation: missing {', '.join(missing or [str(MBR_BIN)])}",
+                              hint="install them: apt-get install mmdebstrap e2fsprogs fdisk extlinux "
+                                   "syslinux-common qemu-utils (or ./setup.sh)")
         if os.geteuid() != 0:
             raise KilnError("building the foundation needs root (loop device and mount for extlinux)",
                             hint="run the bake once with sudo, or as root, to fill the cache")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +64,15 @@ def test_bad_input(case, tmp_path):
         text = (project / rel).read_text()
         assert old in text, f"{rel} no longer contains {old!r}"
         (project / rel).write_text(text.replace(old, new, 1))
+    tool_bin = tmp_path / "bin"  # the bake's tools, but none of the foundation's
+    tool_bin.mkdir()
+    for tool in ("packer", "qemu-system-x86_64", "qemu-img", "xorriso", "ssh-keygen", "ssh", "git"):
+        (tool_bin / tool).symlink_to(shutil.which(tool))
+    where = {"venv_bin": str(Path(sys.executable).parent), "tool_bin": f"{tool_bin}:{Path(sys.executable).parent}",
+             "tmp": str(tmp_path)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
-    env.update({"KILN_HOME": str(home), "KILN_PROJECT": str(project), "NO_COLOR": "1", **case.get("env", {})})
+    env.update({"KILN_HOME": str(home), "KILN_PROJECT": str(project), "NO_COLOR": "1"})
+    env.update({k: v.format(**where) for k, v in case.get("env", {}).items()})
     before = snapshot(catalog)
     args = [a.format(**refs) for a in case["args"]]
     done = subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
