@@ -288,6 +288,32 @@ def test_up_boots_the_image_to_poke_at_and_down_stops_it(export, env, home):
     assert not (home / "up" / "app").exists()
 
 
+def test_two_vms_from_one_image_get_their_own_host_keys_and_machine_ids(export, tmp_path):
+    import concurrent.futures
+
+    [app] = images(export, "app")
+    image = Path(app["artifacts"][0]["path"])
+
+    def identity(n: int) -> tuple[str, str]:
+        with vm.boot(image, tmp_path / f"vm{n}", tmp_path, name=f"twin{n}") as guest:
+            out = subprocess.run(guest.ssh_argv("cat", "/etc/ssh/ssh_host_ed25519_key.pub", "/etc/machine-id"),
+                                 capture_output=True, text=True, timeout=120, check=True).stdout.split("\n")
+        return out[0].split()[1], out[1].strip()
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        (key1, mid1), (key2, mid2) = pool.map(identity, (1, 2))
+    assert key1 != key2 and mid1 != mid2 and len(mid1) == 32
+
+
+def test_no_private_key_or_secret_in_what_kiln_wrote(export, home):
+    written = [p for p in home.rglob("*") if p.is_file() and p.suffix != ".qcow2"]
+    assert any(p.name == "packer.log" for p in written)
+    for path in written:
+        text = path.read_bytes()
+        assert b"PRIVATE KEY" not in text, path
+        assert b"AWS_SECRET_ACCESS_KEY=" not in text, path
+
+
 def test_nothing_left_behind(export, home):
     assert kiln_processes(home) == []
     runs = home / "runs"
