@@ -7,12 +7,13 @@ behaviour. Only an image that passes both may be recorded ``verified``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ class SpecResult:
     failures: tuple[str, ...]
     junit: Path
     log: Path
+
+
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
+
+
+@contextlib.contextmanager
+def without_secrets() -> Iterator[None]:
+    """Remove credentials from this process's environment for the duration of the block."""
+    saved = {k: os.environ.pop(k) for k in SECRET_VARIABLES if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def ansible_env(project: Path) -> dict[str, str]:
@@ -85,10 +99,12 @@ def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mappi
     # ansible-runner finds ansible-playbook on the child's PATH: make it Kiln's own.
     envvars = {**ansible_env(project),
                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    runner = ansible_runner.run(
-        private_data_dir=str(work), playbook=str(playbook), inventory=inventory,
-        extravars=dict(extravars), envvars=envvars, quiet=not stream, ident="idempotence",
-    )
+    # ansible-runner writes its whole environment into artifacts/<ident>/command: keep secrets out of it.
+    with without_secrets():
+        runner = ansible_runner.run(
+            private_data_dir=str(work), playbook=str(playbook), inventory=inventory,
+            extravars=dict(extravars), envvars=envvars, quiet=not stream, ident="idempotence",
+        )
     log = work / "idempotence.log"
     stdout = work / "artifacts" / "idempotence" / "stdout"
     log.write_text(stdout.read_text() if stdout.exists() else "")

@@ -62,3 +62,13 @@ def test_ansible_env_points_at_project_config(root):
     env = verify.ansible_env(root)
     assert env["ANSIBLE_CONFIG"] == str(root / "playbooks" / "ansible.cfg")
     assert "UserKnownHostsFile=/dev/null" in env["ANSIBLE_SSH_ARGS"]
+
+
+def test_secrets_are_kept_out_of_ansible_runner(monkeypatch):
+    import os
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA")
+    with verify.without_secrets():
+        assert "AWS_SECRET_ACCESS_KEY" not in os.environ and "AWS_ACCESS_KEY_ID" not in os.environ
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
