@@ -87,6 +87,10 @@ def test_bake_app_on_aws_builds_copies_shares_tags_publishes(kiln_env):
         assert states <= {"terminated"}
         assert ec2(region).describe_key_pairs()["KeyPairs"] == []
         assert [g["GroupName"] for g in ec2(region).describe_security_groups()["SecurityGroups"]] == ["default"]
+    secret = kiln_env["AWS_SECRET_ACCESS_KEY"].encode()
+    written = [p for p in Path(kiln_env["KILN_HOME"]).rglob("*") if p.is_file()]
+    assert written and not [p for p in written if secret in p.read_bytes()]
+    assert secret.decode() not in json.dumps(doc)
     plan = invoke("plan", "--all", "--target", "aws", env=kiln_env)
     assert plan.returncode == 0 and f"up to date: app {app['version']}" in plan.stdout, plan.stderr
     # and the second run is a no-op
