@@ -242,8 +242,11 @@ def last_activity(log: Path) -> str:
 
 
 def packer_failure(log: Path) -> str:
-    """The most telling line of a failed Packer run (the Ansible task or Packer's error)."""
+    """The most telling line of a failed Packer run (a full disk, the Ansible task, or Packer's error)."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    if any("no space left on device" in ln.lower() for ln in lines):
+        return ("the disk is full (no space left on device) — free space where KILN_HOME is, "
+                "or point KILN_HOME elsewhere")
     task = next((ln for ln in reversed(lines) if "TASK [" in ln), "")
     fatal = next((ln for ln in reversed(lines) if "fatal:" in ln or "[ERROR]" in ln), "")
     if fatal:
