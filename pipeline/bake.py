@@ -171,14 +171,13 @@ def new_run_id(now: datetime | None = None) -> str:
 
 # -- steps -------------------------------------------------------------------
 
-def packer_variables(run: Run, layer: Layer, access: seed.Access) -> dict[str, object]:
-    """The Packer variables of one layer's build (checked against the templates before use)."""
+def common_packer_variables(run: Run, layer: Layer) -> dict[str, object]:
+    """The Packer variables every target's build has: the layer, its playbook, where the manifest goes."""
     identity = layer.identity()
     return {
         "image_name": layer.spec.name,
         "image_version": layer.version,
         "source_image": str(layer.source_image),
-        "use_backing_file": layer.parent is not None,
         "output_dir": str(layer.scratch / "out"),
         "manifest_path": str(layer.scratch / "manifest.json"),
         "run_id": run.run_id,
@@ -186,9 +185,17 @@ def packer_variables(run: Run, layer: Layer, access: seed.Access) -> dict[str, o
         "ansible_command": str(Path(sys.executable).parent / "ansible-playbook"),
         "ansible_env_vars": [f"{k}={v}" for k, v in verify.ansible_env(run.project.root).items()],
         "ansible_extra_vars": json.dumps({f"kiln_{k}": v for k, v in identity.items()}),
+        "finalize_script": str(run.project.root / "packer" / "finalize.sh"),
+    }
+
+
+def packer_variables(run: Run, layer: Layer, access: seed.Access) -> dict[str, object]:
+    """The Packer variables of one layer's local build (checked against the templates before use)."""
+    return {
+        **common_packer_variables(run, layer),
+        "use_backing_file": layer.parent is not None,
         "ssh_username": access.user,
         "ssh_private_key_file": str(access.key),
-        "finalize_script": str(run.project.root / "packer" / "finalize.sh"),
         "seed_files": [str(f) for f in access.seed_files],
         "accelerator": vm.accelerator(),
         "serial_log": str(layer.log_dir / "build-serial.log"),

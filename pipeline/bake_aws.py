@@ -16,12 +16,9 @@ goes on with verification instead of failing on the duplicate name.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipeline import __version__, aws, packer, proc, templates, verify
@@ -59,23 +56,14 @@ class AwsContext:
 
 def packer_variables(run: Any, layer: Any, ctx: AwsContext, tags: dict[str, str]) -> dict[str, object]:
     """Packer variables of an amazon-ebs build (checked against the templates before use)."""
+    from pipeline.bake import common_packer_variables
+
     s = ctx.settings
-    identity = layer.identity()
     return {
-        "image_name": layer.spec.name,
-        "image_version": layer.version,
-        "source_image": str(layer.source_image),
-        "output_dir": str(layer.scratch / "out"),
-        "manifest_path": str(layer.scratch / "manifest.json"),
-        "run_id": run.run_id,
-        "playbook": str(layer.spec.playbook),
-        "ansible_command": str(Path(sys.executable).parent / "ansible-playbook"),
-        "ansible_env_vars": [f"{k}={v}" for k, v in verify.ansible_env(run.project.root).items()],
-        "ansible_extra_vars": json.dumps({f"kiln_{k}": v for k, v in identity.items()}),
+        **common_packer_variables(run, layer),
         "ssh_username": s.ssh_username,
         "ssh_private_key_file": str(layer.scratch / "build-key"),
         "aws_ssh_keypair_name": build_key_name(run, layer),
-        "finalize_script": str(run.project.root / "packer" / "finalize.sh"),
         "aws_region": s.region,
         "aws_ami_regions": [r for r in s.regions if r != s.region],
         "aws_ami_users": list(s.share_accounts),
