@@ -123,7 +123,7 @@ def plan(c, image, all_=False, security_updates=False, target="local"):
             settings = ctx.settings
             extra = {"foundation": ctx.source_ami, "region": settings.region}
         with targets.open_catalog(paths, target, settings=settings) as cat:
-            planner = plan_mod.Planner(project=project, catalog=cat, cache=paths.cache,
+            planner = plan_mod.Planner(project=project, catalog=cat,
                                        tool_values=tools.values(target), updates=updates or None, **extra)
             decisions = planner.plan(names)
         print(plan_mod.graph(project, {d.image: d for d in decisions}))
@@ -320,10 +320,7 @@ def prune(c, keep="3", dry_run=False, target="local"):
         else:
             in_use = prune_mod.in_use_local()
         with _catalog(target) as cat:
-            records = [r for r in cat.versions() if r.status != "deleted"
-                       and any(a.target == target for a in r.artifacts)]
-            channels = {name: cat.channels(name) for name in {r.name for r in records}}
-            decisions = prune_mod.decide(records, channels, n, in_use)
+            decisions = prune_mod.plan(cat, keep=n, in_use=in_use, target=target)
             print(prune_mod.render(decisions, dry_run=dry_run))
             if dry_run:
                 return

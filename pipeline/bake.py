@@ -106,7 +106,7 @@ class Run:
 
     def planner(self) -> plan_mod.Planner:
         """The bake-key planner for this run's project, catalog, tools and target."""
-        common = {"project": self.project, "catalog": self.catalog, "cache": self.paths.cache,
+        common = {"project": self.project, "catalog": self.catalog,
                   "tool_values": self.tools.values(self.target), "updates": self.update_checker()}
         if self.target == "aws":
             return plan_mod.Planner(**common, foundation=self.aws.source_ami, region=self.aws.settings.region)

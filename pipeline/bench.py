@@ -74,7 +74,7 @@ def outdated(paths: Paths, image: str) -> list[str]:
     from pipeline.config import load
 
     with Catalog.open(paths.catalog, create=False) as cat:
-        planner = plan_mod.Planner(project=load(paths.project), catalog=cat, cache=paths.cache,
+        planner = plan_mod.Planner(project=load(paths.project), catalog=cat,
                                    tool_values=Tools.detect().values("local"))
         return [d.describe() for d in planner.plan([image]) if d.action != plan_mod.UP_TO_DATE]
 

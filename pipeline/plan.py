@@ -101,7 +101,6 @@ class Planner:
 
     project: Project
     catalog: Catalog
-    cache: Path
     tool_values: Mapping[str, str]
     # What root images start from: the foundation recipe digest locally, Debian's AMI id on AWS.
     foundation: Callable[[], str] | None = None

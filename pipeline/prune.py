@@ -90,9 +90,11 @@ def decide(records: Sequence[ImageRecord], channels: Mapping[str, Mapping[str, s
     return out
 
 
-def plan(catalog: Catalog, *, keep: int, in_use: Iterable[str] | Mapping[str, str]) -> list[Decision]:
-    """Retention decisions for every non-deleted version in the catalog."""
-    records = [r for r in catalog.versions() if r.status != "deleted"]
+def plan(catalog: Catalog, *, keep: int, in_use: Iterable[str] | Mapping[str, str],
+         target: str | None = None) -> list[Decision]:
+    """Retention decisions for every non-deleted version in the catalog (with an artifact on ``target``)."""
+    records = [r for r in catalog.versions() if r.status != "deleted"
+               and (target is None or any(a.target == target for a in r.artifacts))]
     channels = {name: catalog.channels(name) for name in {r.name for r in records}}
     return decide(records, channels, keep, in_use)
 

@@ -82,22 +82,16 @@ def overlay_invocation(image: Path, overlay: Path) -> proc.Invocation:
 
 @contextlib.contextmanager
 def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
-         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT,
-         access: seed.Access | None = None, keep: Path | None = None,
-         wait_for_exit: float = 0.0) -> Iterator[Guest]:
+         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT) -> Iterator[Guest]:
     """Boot ``image`` on an overlay in ``scratch``; yield once SSH and cloud-init are ready.
 
-    ``access`` brings a key and seed made by the caller (else one is made for this
-    boot). With ``keep``, the overlay is kept there after a block that ended
-    without error — waiting up to ``wait_for_exit`` seconds for the VM to power
-    itself off first. On exit — success, failure or interrupt — QEMU is killed and
-    ``scratch`` removed.
+    On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed.
     """
     scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     # SSH control sockets need a short path (108 bytes at most): not under scratch.
     control = Path(tempfile.mkdtemp(prefix="kiln-ssh-"))
     try:
-        access = access or seed.make_access(scratch / "access", user, f"{name}-{scratch.name}", name)
+        access = seed.make_access(scratch / "access", user, f"{name}-{scratch.name}", name)
         iso = scratch / "seed.iso"
         proc.run(seed.iso_invocation(access, iso), log_dir / f"{name}-qemu.log", what="xorriso")
         overlay = scratch / "overlay.qcow2"
@@ -121,15 +115,6 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
                 # Close any ControlMaster connection before QEMU goes away.
                 subprocess.run(["ssh", "-F", str(guest.ssh_config), "-O", "exit", "-p", str(ssh_port),
                                 "127.0.0.1"], check=False, capture_output=True, stdin=subprocess.DEVNULL)
-            if keep is not None:
-                try:
-                    vm.wait(timeout=wait_for_exit)
-                except subprocess.TimeoutExpired:
-                    raise KilnError(f"the VM did not power off within {int(wait_for_exit)} s",
-                                    log=log_dir / f"{name}-serial.log") from None
-                keep.parent.mkdir(parents=True, exist_ok=True)
-                overlay.chmod(0o444)
-                shutil.move(str(overlay), keep)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(control, ignore_errors=True)

@@ -19,7 +19,7 @@ def env(project_copy: Path, tmp_path: Path):
 
 
 def planner(project_root: Path, cat: Catalog, tools=TOOLS) -> plan_mod.Planner:
-    return plan_mod.Planner(project=config.load(project_root), catalog=cat, cache=Path("/nonexistent"),
+    return plan_mod.Planner(project=config.load(project_root), catalog=cat,
                             tool_values=tools)
 
 
