@@ -28,6 +28,7 @@ DISK_FORMAT = "mbr-ext4-extlinux-1"
 ROOT_UUID = "4b696c6e-0000-4000-8000-666f756e6461"
 PARTITION_OFFSET = 1024 * 1024
 MBR_BIN = Path("/usr/lib/syslinux/mbr/mbr.bin")
+MIN_MMDEBSTRAP = (1, 0)  # --customize-hook with "$1", tarball output from root mode
 FOUNDATION_TOOLS = ("mmdebstrap", "mkfs.ext4", "sfdisk", "extlinux", "losetup", "qemu-img")
 
 
@@ -126,6 +127,8 @@ def ensure(recipe: Recipe, cache: Path, log: Path,
             raise ToolMissing(f"cannot build the foundation: missing {', '.join(missing or [str(MBR_BIN)])}",
                               hint="install them: apt-get install mmdebstrap e2fsprogs fdisk extlinux "
                                    "syslinux-common qemu-utils (or ./setup.sh)")
+        proc.require_version(["mmdebstrap", "--version"], "mmdebstrap", MIN_MMDEBSTRAP,
+                             hint="install a newer one: apt-get install mmdebstrap (Debian 12 has 1.3)")
         if os.geteuid() != 0:
             raise KilnError("building the foundation needs root (loop device and mount for extlinux)",
                             hint="run the bake once with sudo, or as root, to fill the cache")

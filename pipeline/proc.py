@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import CommandFailed
+from pipeline.errors import CommandFailed, ToolMissing
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,26 @@ def capture(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: P
     return done.stdout
 
 
+def require_version(argv: Sequence[str], name: str, minimum: tuple[int, ...], hint: str) -> tuple[int, ...]:
+    """The version ``argv`` prints (its first ``x.y[.z]``); ToolMissing, with ``hint``, when below ``minimum``.
+
+    Checked before anything starts, so an old tool fails in one line rather
+    than halfway through a build with an option it does not know.
+    """
+    try:
+        out = capture(argv, timeout=30)
+    except CommandFailed as exc:
+        raise ToolMissing(f"{name}: `{' '.join(argv)}` failed ({exc.message})", hint=hint) from None
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if not match:
+        raise ToolMissing(f"{name}: cannot read a version from `{' '.join(argv)}`: {out.strip()[:80]!r}", hint=hint)
+    found = tuple(int(g or 0) for g in match.groups())
+    if found < minimum:
+        raise ToolMissing(f"{name} {'.'.join(map(str, found))} is too old (Kiln needs "
+                          f"{'.'.join(map(str, minimum))} or newer)", hint=hint)
+    return found
+
+
 @contextlib.contextmanager
 def background(inv: Invocation, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``inv`` for the duration of the block; kill its process group on exit."""
@@ -139,6 +161,63 @@ def background(inv: Invocation, log: Path) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         _kill_group(proc)
+
+
+def kill_stray(marker: str) -> list[int]:
+    """SIGKILL every process (and its group) whose command line mentions ``marker``; return their pids.
+
+    For tools that leave the process group Kiln started them in: ansible-core
+    2.19's ansible-playbook, when run on a pseudo-terminal as ansible-runner
+    does, continues in a session of its own, which killing the group misses.
+    Kiln's own process group is never signalled as a whole.
+    """
+    me, own_group = os.getpid(), os.getpgrp()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if marker.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            pid = int(entry.name)
+            group = os.getpgid(pid)
+            if group != own_group:
+                os.killpg(group, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            found.append(pid)
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[Callable[[], bool]]:
+    """Hold SIGINT and SIGTERM while a library that handles them itself runs; deliver them when it returns.
+
+    ansible-runner replaces both handlers with its own (and never puts Kiln's
+    back) unless it is given a cancel callback. Given the callback this yields,
+    it stops its playbook cleanly when a signal arrives; on leaving the block
+    the signal reaches the handlers that were there before, so Ctrl-C and
+    SIGTERM still stop the bake.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    for signum in previous:
+        signal.signal(signum, note)
+    try:
+        yield lambda: bool(received)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 @contextlib.contextmanager

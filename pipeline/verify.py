@@ -86,10 +86,30 @@ def summarize_events(events: Sequence[Mapping[str, Any]]) -> tuple[list[str], li
     return changed, failed
 
 
+def run_playbook(work: Path, playbook: Path, *, inventory: Mapping[str, Any], extravars: Mapping[str, Any],
+                 envvars: Mapping[str, str], quiet: bool, ident: str) -> Any:
+    """ansible-runner's run, made to stop like every other tool Kiln runs.
+
+    ansible-runner writes its whole environment into artifacts/<ident>/command:
+    secrets are kept out of it. A signal while it runs cancels the playbook and
+    then stops the bake as anywhere else; a cancelled ansible-playbook that
+    lives on in a session of its own (its command line names ``work``) is killed.
+    """
+    import ansible_runner
+
+    with without_secrets(), proc.deferred_signals() as cancelled:
+        try:
+            return ansible_runner.run(
+                private_data_dir=str(work), playbook=str(playbook), inventory=dict(inventory),
+                extravars=dict(extravars), envvars=dict(envvars), quiet=quiet, ident=ident,
+                cancel_callback=cancelled)
+        finally:
+            proc.kill_stray(f"{work}/inventory/")
+
+
 def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mapping[str, Any],
                 work: Path, stream: bool = False) -> IdempotenceResult:
     """Run ``playbook`` once more through ansible-runner; any changed task fails the check."""
-    import ansible_runner
 
     work.mkdir(parents=True, exist_ok=True)
     inventory = {"all": {"hosts": {"guest": {
@@ -99,12 +119,8 @@ def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mappi
     # ansible-runner finds ansible-playbook on the child's PATH: make it Kiln's own.
     envvars = {**ansible_env(project),
                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    # ansible-runner writes its whole environment into artifacts/<ident>/command: keep secrets out of it.
-    with without_secrets():
-        runner = ansible_runner.run(
-            private_data_dir=str(work), playbook=str(playbook), inventory=inventory,
-            extravars=dict(extravars), envvars=envvars, quiet=not stream, ident="idempotence",
-        )
+    runner = run_playbook(work, playbook, inventory=inventory, extravars=extravars, envvars=envvars,
+                          quiet=not stream, ident="idempotence")
     log = work / "idempotence.log"
     stdout = work / "artifacts" / "idempotence" / "stdout"
     log.write_text(stdout.read_text() if stdout.exists() else "")

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from pipeline import proc
-from pipeline.errors import CommandFailed
+from pipeline.errors import CommandFailed, ToolMissing
 
 
 def alive(pid: int) -> bool:
@@ -74,3 +74,70 @@ def test_capture(tmp_path):
         proc.capture(["no-such-tool-kiln"])
     with pytest.raises(CommandFailed, match="boom"):
         proc.capture(["sh", "-c", "echo boom >&2; exit 1"])
+
+
+def fake_tool(tmp_path, output: str, code: int = 0) -> str:
+    tool = tmp_path / "tool"
+    tool.write_text(f"#!/bin/sh\necho '{output}'\nexit {code}\n")
+    tool.chmod(0o755)
+    return str(tool)
+
+
+@pytest.mark.parametrize(("output", "found"), [
+    ("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", (7, 2, 22)),
+    ("mmdebstrap 1.3.5", (1, 3, 5)),
+    ("mmdebstrap 1.0", (1, 0, 0)),
+])
+def test_require_version_reads_the_version(tmp_path, output, found):
+    assert proc.require_version([fake_tool(tmp_path, output), "--version"], "t", (1, 0), hint="h") == found
+
+
+def test_require_version_names_a_too_old_tool_and_how_to_fix_it(tmp_path):
+    with pytest.raises(ToolMissing) as err:
+        proc.require_version([fake_tool(tmp_path, "QEMU emulator version 4.2.1"), "--version"], "QEMU", (5, 2),
+                             hint="apt-get install qemu-system-x86")
+    assert err.value.oneline() == "QEMU 4.2.1 is too old (Kiln needs 5.2 or newer) — apt-get install qemu-system-x86"
+
+
+def test_require_version_when_the_tool_fails_or_prints_no_version(tmp_path):
+    with pytest.raises(ToolMissing, match="failed"):
+        proc.require_version([fake_tool(tmp_path, "boom", code=3)], "t", (1, 0), hint="h")
+    with pytest.raises(ToolMissing, match="cannot read a version"):
+        proc.require_version([fake_tool(tmp_path, "no digits here")], "t", (1, 0), hint="h")
+    with pytest.raises(ToolMissing, match="not found"):
+        proc.require_version([str(tmp_path / "absent")], "t", (1, 0), hint="h")
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_deferred_signals_hold_a_signal_until_the_block_ends_then_deliver_it():
+    import signal
+
+    def stop(_signum, _frame):
+        raise Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stopped):
+            with proc.deferred_signals() as cancelled:
+                assert cancelled() is False
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                assert cancelled() is True  # the library sees it and winds down ...
+            pytest.fail("the held signal was not delivered")  # pragma: no cover
+        assert signal.getsignal(signal.SIGTERM) is stop  # ... and Kiln's handler is back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_deferred_signals_without_a_signal_change_nothing():
+    import signal
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    with proc.deferred_signals() as cancelled:
+        pass
+    assert cancelled() is False
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -72,3 +72,52 @@ def test_secrets_are_kept_out_of_ansible_runner(monkeypatch):
     with verify.without_secrets():
         assert "AWS_SECRET_ACCESS_KEY" not in os.environ and "AWS_ACCESS_KEY_ID" not in os.environ
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
+
+
+def test_a_signal_during_an_ansible_runner_run_cancels_it_and_still_stops_kiln(tmp_path):
+    """ansible-runner would swallow SIGINT/SIGTERM for good; with deferred_signals it cancels, then Kiln stops."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    import pytest
+
+    class Stopped(Exception):
+        pass
+
+    def stop(_signum, _frame):
+        raise Stopped
+
+    playbook = tmp_path / "slow.yml"
+    playbook.write_text("---\n- hosts: all\n  gather_facts: false\n  tasks:\n"
+                        "    - name: Take a while\n      ansible.builtin.command: sleep 120\n")
+    (tmp_path / "run").mkdir()
+    previous = signal.signal(signal.SIGTERM, stop)
+    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM))
+    started = time.monotonic()
+    try:
+        timer.start()
+        with pytest.raises(Stopped):
+            verify.run_playbook(
+                tmp_path / "run", playbook, quiet=True, ident="slow", extravars={},
+                inventory={"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                                           "ansible_python_interpreter": sys.executable}}}},
+                envvars={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert time.monotonic() - started < 60
+    time.sleep(1)
+    # Neither ansible-playbook (which continues in a session of its own) nor what it ran is left.
+    left = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = entry.joinpath("cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(playbook).encode() in cmdline or cmdline == b"sleep\x00120\x00":
+            left.append(cmdline)
+    assert left == []
