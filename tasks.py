@@ -14,7 +14,7 @@ from invoke import Collection, task
 from pipeline import catalog as catalog_mod
 from pipeline import config
 from pipeline.cli import OptionalPositionalTask, guarded
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, KilnError
 
 
 def _images(project: config.Project, image: str, all_: bool) -> list[str]:
@@ -378,6 +378,35 @@ def bench(c):
     guarded(work)
 
 
+@task(help={"only": "all (default), interrupts (the bake chain, about 20 minutes) or writers",
+            "json": "also write every case's outcome and evidence to this JSON file",
+            "keep": "keep the chain's KILN_HOME and KILN_CACHE in this folder (default: a temporary one)"})
+def faults(c, only="all", json="", keep=""):
+    """Interrupt real bakes of app in every phase (SIGINT, SIGTERM), race catalog writers; print the table."""
+    from pipeline import faults as faults_mod
+
+    def work() -> None:
+        if only not in ("all", "interrupts", "writers"):
+            raise KilnError(f"--only {only!r} is not a part of the suite", hint="use all, interrupts or writers")
+
+        def say(line: str) -> None:
+            print(line, flush=True)
+
+        with faults_mod.workspace(Path(keep).resolve() if keep else None) as folder:
+            outcomes = faults_mod.run(folder, only=only, say=say)
+        if json:
+            faults_mod.write_json(outcomes, Path(json))
+        print()
+        print(faults_mod.table(outcomes))
+        failed = [o for o in outcomes if not o.ok]
+        for o in failed:
+            print(f"{o.case}: {'; '.join(o.problems + o.details[:5]) or o.resumed}", file=sys.stderr)
+        if failed:
+            raise KilnError(f"{len(failed)} of {len(outcomes)} fault case(s) failed (details above)")
+
+    guarded(work)
+
+
 @task(name="list", help={"image": "only this image (default: all)", "target": "local (default) or aws"})
 def catalog_list(c, image="", target="local"):
     """List recorded image versions: name, version, status, parent, artifact."""
@@ -467,6 +496,6 @@ for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_
 
 ns = Collection()
 for _t in (bake, plan, validate, images, up, down, foundation, promote, rollback, revoke, restore, prune, janitor,
-           bench):
+           bench, faults):
     ns.add_task(_t)
 ns.add_collection(catalog)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import catalog as catalog_mod
-from pipeline import config, foundation, inputs, packer, proc, seed, store, templates, verify, vm
+from pipeline import config, faults, foundation, inputs, packer, proc, seed, store, templates, verify, vm
 from pipeline import plan as plan_mod
 from pipeline.errors import BuildFailed, CommandFailed, KilnError, ToolMissing, VerificationFailed
 from pipeline.progress import Reporter, Row, fmt_seconds
@@ -33,6 +33,7 @@ from pipeline.progress import Reporter, Row, fmt_seconds
 TARGETS = ("local", "aws")
 HOST_TOOLS = (("packer", "packer"), ("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
               ("xorriso", "xorriso"), ("ssh-keygen", "openssh-client"), ("ssh", "openssh-client"))
+MIN_QEMU = (5, 2)  # -accel, and qemu-img's -F for backing files
 BUILD_USER = "packer"
 VERIFY_USER = "kiln"
 
@@ -53,6 +54,8 @@ class Tools:
         if missing:
             raise ToolMissing(f"missing host tools: {', '.join(t for t, _ in missing)}",
                               hint=f"install them: apt-get install {' '.join(p for _, p in missing)} (or ./setup.sh)")
+        proc.require_version(["qemu-system-x86_64", "--version"], "QEMU", MIN_QEMU,
+                             hint="install a newer one: apt-get install qemu-system-x86 qemu-utils (or ./setup.sh)")
         return cls(packer=packer.version(), ansible_core=ansible_version)
 
     def values(self, target: str) -> dict[str, str]:
@@ -150,6 +153,7 @@ class Layer:
     report: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
     amis: dict[str, str] = field(default_factory=dict)
+    phase: str = ""  # where inside the current step (verify: boot, idempotence, specs), for the interrupt line
 
     @property
     def ref(self) -> str:
@@ -220,8 +224,11 @@ def step_build(run: Run, layer: Layer) -> None:
     with proc.short_tmpdir() as tmp:
         inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, target=run.target,
                                       env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer"), "TMPDIR": str(tmp)})
-        result = proc.run(inv, log, check=False, stream=run.verbose, tick=None if run.verbose else tick,
-                          tick_every=60.0)
+        try:
+            result = proc.run(inv, log, check=False, stream=run.verbose, tick=None if run.verbose else tick,
+                              tick_every=60.0)
+        finally:
+            proc.kill_stray(f"{tmp}/")  # anything Packer started that left its process group (its inventory is here)
     if result.returncode != 0:
         raise BuildFailed(f"{layer.ref}: packer build failed (exit {result.returncode}): {packer_failure(log)}",
                           log=log)
@@ -282,6 +289,7 @@ def forwards_of(run: Run, layer: Layer) -> dict[str, int]:
 def step_verify(run: Run, layer: Layer) -> None:
     """Boot a throwaway overlay; the playbook must change nothing, then the specs must pass."""
     assert layer.artifact is not None and layer.artifact.path is not None
+    layer.phase = "boot"
     with vm.boot(Path(layer.artifact.path), layer.scratch / "verify", layer.log_dir, forwards=forwards_of(run, layer),
                  user=VERIFY_USER, name="verify") as guest:
         check_guest(run, layer, guest)
@@ -294,6 +302,7 @@ def check_guest(run: Run, layer: Layer, guest: vm.Guest) -> None:
     build_key = layer.log_dir / "build-key.pub"
     if build_key.exists():
         identity["build_public_key"] = build_key.read_text().strip()
+    layer.phase = "idempotence"
     run.reporter.line(f"{layer.ref}: verify: VM up, checking idempotence")
     idem = verify.idempotence(guest, project=run.project.root, playbook=layer.spec.playbook,
                               extravars={f"kiln_{k}": v for k, v in layer.identity().items()},
@@ -305,6 +314,7 @@ def check_guest(run: Run, layer: Layer, guest: vm.Guest) -> None:
         what = (f"changed on a second run: {', '.join(idem.changed_tasks)}" if idem.changed_tasks
                 else f"failed on a second run: {', '.join(idem.failed_tasks)}")
         raise VerificationFailed(f"{layer.ref}: not idempotent — {what}", log=idem.log)
+    layer.phase = "specs"
     run.reporter.line(f"{layer.ref}: verify: idempotent; running specs")
     result = verify.specs(guest, spec_dirs=[spec.specs for spec in lineage], identity=identity, work=layer.log_dir,
                           stream=run.verbose)
@@ -336,6 +346,7 @@ def write_report(layer: Layer, status: str, *, idempotence: verify.IdempotenceRe
 
 def step_record(run: Run, layer: Layer) -> None:
     """Only now does the catalog call the version verified."""
+    faults.hold_point("record", layer.spec.name, run.reporter)
     run.catalog.set_status(layer.spec.name, layer.version, "verified",
                            report=str(layer.report) if layer.report else None)
 
@@ -372,8 +383,12 @@ def source_for(run: Run, spec: config.ImageSpec) -> tuple[catalog_mod.ImageRecor
     if spec.parent is None:
         recipe = foundation.Recipe.load(run.project.root / "packer" / "foundation")
         started = time.monotonic()
-        path = foundation.ensure(recipe, run.paths.cache, run.log_dir / "foundation.log",
-                                 progress=lambda msg: run.reporter.line(f"foundation: {msg}"))
+        try:
+            path = foundation.ensure(recipe, run.paths.cache, run.log_dir / "foundation.log",
+                                     progress=lambda msg: run.reporter.line(f"foundation: {msg}"))
+        except KeyboardInterrupt as exc:
+            exc.where = f"during the foundation build, before {spec.name} (nothing of it was kept)"  # type: ignore[attr-defined]
+            raise
         if time.monotonic() - started > 1:
             run.reporter.line(f"foundation: ready ({fmt_seconds(time.monotonic() - started)}) {path}")
         return None, path, f"foundation@{recipe.digest().split(':', 1)[1][:12]}"
@@ -405,7 +420,8 @@ def run_steps(run: Run, layer: Layer, steps: tuple[tuple[str, Callable[[Run, Lay
         exc.message = f"{exc.message} [step: {step_name}]"
         raise
     except KeyboardInterrupt as exc:
-        exc.where = f"during {step_name} of {layer.ref}"  # type: ignore[attr-defined]
+        phase = f" ({layer.phase})" if layer.phase and step_name == "verify" else ""
+        exc.where = f"during {step_name}{phase} of {layer.ref}"  # type: ignore[attr-defined]
         raise
     except Exception:
         status = "failed"
@@ -542,20 +558,25 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
     done: list[plan_mod.Decision] = []
     for initial in first:
         spec = run.project.get(initial.image)
-        with image_lock(run, spec.name):
-            decision = planner.decide(spec, parent_action=None, force=spec.name in force)
-            if decision.action == plan_mod.UP_TO_DATE:
-                run.reporter.say(decision.describe())
-            elif run.target == "aws":
-                from pipeline import bake_aws
+        try:
+            with image_lock(run, spec.name):
+                decision = planner.decide(spec, parent_action=None, force=spec.name in force)
+                if decision.action == plan_mod.UP_TO_DATE:
+                    run.reporter.say(decision.describe())
+                elif run.target == "aws":
+                    from pipeline import bake_aws
 
-                if decision.action == plan_mod.BAKE:
-                    bake_aws.bake_layer(run, spec, decision)
+                    if decision.action == plan_mod.BAKE:
+                        bake_aws.bake_layer(run, spec, decision)
+                    else:
+                        bake_aws.reverify_layer(run, spec, decision)
+                elif decision.action == plan_mod.REVERIFY:
+                    reverify_layer(run, spec, decision)
                 else:
-                    bake_aws.reverify_layer(run, spec, decision)
-            elif decision.action == plan_mod.REVERIFY:
-                reverify_layer(run, spec, decision)
-            else:
-                bake_layer(run, spec, decision)
+                    bake_layer(run, spec, decision)
+        except KeyboardInterrupt as exc:
+            if not getattr(exc, "where", ""):
+                exc.where = f"before {spec.name} started (planning, or waiting for its lock)"  # type: ignore[attr-defined]
+            raise
         done.append(decision)
     return done

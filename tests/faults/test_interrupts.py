@@ -1,0 +1,65 @@
+"""SIGINT and SIGTERM in every phase of a real ``invoke bake app``, through ``invoke faults``.
+
+The suite runs once (about twenty minutes under software emulation: it builds
+its own foundation, base and app); each case is then judged on its own row.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import faults
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("faults") / "faults.json"
+    invoke = str(Path(sys.executable).parent / "invoke")
+    done = subprocess.run([invoke, "faults", "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=4500, stdin=subprocess.DEVNULL)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    rows = json.loads(out.read_text()) if out.exists() else []
+    return {"done": done, "rows": {row["case"]: row for row in rows}}
+
+
+def test_the_suite_prints_the_table_and_passes(suite):
+    done = suite["done"]
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout[done.stdout.index("CASE"):]
+    assert table.splitlines()[0].split()[:5] == ["CASE", "PHASE", "ORPHANS", "HALF-PUBLISHED", "RESUMED"]
+    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 3
+
+
+@pytest.mark.parametrize("case", faults.CHAIN, ids=lambda c: c.name)
+def test_interrupt(suite, case):
+    row = suite["rows"].get(case.name)
+    assert row is not None, "the case did not run"
+    evidence = row["problems"] + row["details"]
+    assert row["exit_code"] == faults.EXIT_CODES[case.signal], evidence
+    assert case.where_words() in row["last_line"], row["last_line"]
+    assert row["orphans"] == 0, evidence
+    assert row["half_published"] == 0, evidence
+    assert row["resumed"] == "yes", row["resumed"]
+    assert row["problems"] == []
+
+
+def test_two_bakes_at_once_finish_the_chain(suite):
+    row = suite["rows"].get("two bakes of app at once")
+    assert row is not None
+    assert row["exit_code"] == 0 and row["ok"], row["problems"] + row["details"]
+    assert any("verified versions: {'base': 1, 'app': 1}" in d for d in row["details"])
+
+
+@pytest.mark.parametrize("store", ["SQLite", "S3"])
+def test_fifty_writers_lose_nothing(suite, store):
+    row = next(r for name, r in suite["rows"].items() if name.startswith(f"{faults.WRITERS} {store}"))
+    assert row["half_published"] == 0 and row["orphans"] == 0 and row["ok"], row

@@ -1,0 +1,190 @@
+"""The fault suite's own judgement: what counts as an orphan, a half-published record, a resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import faults
+from pipeline.catalog import Artifact, Catalog
+
+
+def bake_record(cat: Catalog, home: Path, name: str, *, status: str, report_status: str | None = "verified",
+                image: bool = True, parent: tuple[str, str] | None = None) -> str:
+    version = cat.begin_bake(name=name, parent=parent, fingerprint="sha256:" + "0" * 64, git_commit="c",
+                             git_dirty=False, run_id="r", log_dir="/l")
+    path = home / "images" / name / f"{version}.qcow2"
+    if image:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"qcow")
+    cat.add_artifact(name, version, Artifact(target="local", id=f"sha256:{name}{version}", path=str(path)))
+    report = None
+    if report_status is not None:
+        report = home / "logs" / f"{name}-{version}.json"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({"status": report_status}))
+    if status != "building":
+        cat.set_status(name, version, status, report=str(report) if report else None)
+    return version
+
+
+def test_a_clean_catalog_has_nothing_half_published(tmp_path):
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        base = bake_record(cat, tmp_path, "base", status="verified")
+        bake_record(cat, tmp_path, "app", status="interrupted", report_status=None, parent=("base", base))
+        cat.promote("base", base, "prod")
+    assert faults.half_published(tmp_path, None) == []
+
+
+def test_each_kind_of_half_published_record_is_counted(tmp_path):
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        bake_record(cat, tmp_path, "left", status="building")
+        bake_record(cat, tmp_path, "noimage", status="verified", image=False)
+        bake_record(cat, tmp_path, "badreport", status="verified", report_status="failed")
+        stopped = bake_record(cat, tmp_path, "stopped", status="verified")
+    (tmp_path / "images" / "stray").mkdir(parents=True)
+    (tmp_path / "images" / "stray" / "x.qcow2").write_bytes(b"")
+    found = faults.half_published(tmp_path, ("stopped", stopped))
+    assert len(found) == 5, found
+    assert any("still 'building'" in f for f in found)
+    assert any("noimage" in f and "missing" in f for f in found)
+    assert any("badreport" in f and "report" in f for f in found)
+    assert any(f"stopped@{stopped}" in f and "interrupted" in f for f in found)
+    assert any("no record owns" in f for f in found)
+
+
+def test_leftovers_names_scratch_partial_files_and_foundation_work(tmp_path):
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    assert faults.leftovers(home, cache, faults.tmp_entries()) == []
+    (home / "runs" / "r1-base").mkdir(parents=True)
+    (home / "images" / "base").mkdir(parents=True)
+    (home / "images" / "base" / ".v.qcow2.partial").write_bytes(b"")
+    (cache / "foundation" / ".build-abc").mkdir(parents=True)
+    found = faults.leftovers(home, cache, faults.tmp_entries())
+    assert [f.split(":")[0] for f in found] == ["scratch", "partial image", "foundation work folder"]
+
+
+def test_new_temporary_folders_count_as_leftovers(tmp_path):
+    import tempfile
+
+    before = faults.tmp_entries()
+    made = Path(tempfile.mkdtemp(prefix="kiln-", dir="/tmp"))
+    try:
+        found = faults.leftovers(tmp_path / "h", tmp_path / "c", before)
+        assert found == [f"temporary: {made}"]
+    finally:
+        made.rmdir()
+
+
+WATCH_SCRIPT = """
+import json, os, signal, subprocess, time
+from pipeline import faults
+faults.become_subreaper()
+# A shell that starts a sleeper in its own session (as Kiln starts QEMU), then exits without it.
+proc = subprocess.Popen(["sh", "-c", "setsid sleep 120 >/dev/null 2>&1 & echo started; sleep 1"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+watch = faults.Watch(proc)
+seen = watch.wait_for(lambda live: any(p.cmdline == "sleep 120" for p in live.values()), 10)
+code = watch.finish(30)
+left = watch.survivors()
+for p in left:
+    os.kill(p.pid, signal.SIGKILL)
+time.sleep(0.5)
+print(json.dumps([seen, code, [p.cmdline for p in left], watch.has_line("started"),
+                  [p.cmdline for p in watch.survivors()]]))
+"""
+
+
+def test_the_watch_counts_what_a_finished_process_left_running():
+    done = subprocess.run([sys.executable, "-c", WATCH_SCRIPT], cwd=Path(__file__).parents[2], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [True, 0, ["sleep 120"], True, []]
+
+
+def test_descendants_include_children_of_known_pids():
+    table = {pid: faults.Proc(pid, ppid, 0, "S", "") for pid, ppid in ((10, 1), (11, 10), (12, 11), (20, 1), (21, 20))}
+    assert faults.descendants(10, table) == {11, 12}
+    assert faults.descendants(99, table, {20}) == {21}
+
+
+def test_version_in_takes_the_last_mention_of_the_image():
+    lines = ["[ 1.0s] base@20261127.1: bake on foundation@x", "base@20261127.2: build …", "app@20261127.9: x"]
+    assert faults.version_in(lines, "base") == "20261127.2"
+    assert faults.version_in(lines, "app") == "20261127.9"
+    assert faults.version_in(lines, "other") == ""
+
+
+class Lines:
+    def __init__(self, *lines: str) -> None:
+        self.lines = list(lines)
+
+    def has_line(self, *words: str) -> bool:
+        return faults.Watch.has_line(self, *words)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("phase", "lines", "status", "verdict"), [
+    ("verify boot", ["base@1.1: resume — an earlier bake built and stored it"], "verified", "yes"),
+    ("specs", ["base@1.1: resume — x", "base@1.1: build …"], "verified", "no: the next bake rebuilt base@1.1"),
+    ("publish", ["base@1.2: bake on foundation"], "interrupted", "no: the next bake did not resume base@1.1"),
+    ("build", ["base@1.2: build done (2m)"], "interrupted", "yes"),
+    ("build", ["base@1.2: build done (2m)"], "verified", "no: base@1.1 is verified, not interrupted"),
+    ("build", ["base@1.1: build done (2m)"], "interrupted", "no: the next bake did not build a new version"),
+    ("foundation", ["foundation: building the Debian foundation"], "", "yes"),
+    ("foundation", ["base@1.1: build …"], "", "no: the next bake did not rebuild the foundation"),
+])
+def test_judge_resume(phase, lines, status, verdict):
+    case = faults.Case("SIGINT", phase, "base")
+    outcome = faults.Outcome(case=case.name, phase=phase, version="1.1")
+    assert faults.judge_resume(case, outcome, Lines(*lines), lambda _n, _v: status) == verdict  # type: ignore[arg-type]
+
+
+def test_every_phase_gets_both_signals():
+    pairs = {(c.phase, c.signal) for c in faults.CHAIN}
+    assert pairs == {(p, s) for p in ("foundation", "build", "verify boot", "specs", "publish")
+                     for s in ("SIGINT", "SIGTERM")}
+
+
+def test_table_and_verdicts():
+    good = faults.Outcome(case="SIGINT build (base)", phase="build", signal="SIGINT", resumed="yes", seconds=12.34,
+                          stop_seconds=1.2, exit_code=130)
+    bad = faults.Outcome(case="SIGTERM specs (app)", phase="specs", signal="SIGTERM", orphans=1, resumed="yes")
+    text = faults.table([good, bad])
+    assert text.splitlines()[0].split() == ["CASE", "PHASE", "ORPHANS", "HALF-PUBLISHED", "RESUMED", "OK", "SECONDS",
+                                            "STOP", "S", "EXIT", "VERDICT"]
+    assert "12.3" in text and text.splitlines()[1].endswith("ok") and text.splitlines()[2].endswith("FAIL")
+    assert not faults.Outcome(case="x", phase="y", resumed="no: rebuilt").ok
+
+
+def test_hold_point_holds_only_the_named_image(monkeypatch):
+    said: list[str] = []
+
+    class Reporter:
+        def line(self, text: str) -> None:
+            said.append(text)
+
+    monkeypatch.setenv(faults.PAUSE_ENV, "record:app")
+    monkeypatch.setenv(faults.PAUSE_SECONDS_ENV, "0.01")
+    faults.hold_point("record", "base", Reporter())
+    assert said == []
+    faults.hold_point("record", "app", Reporter())
+    assert said == [f"app: holding before record ({faults.PAUSE_ENV} is set)"]
+
+
+def test_sqlite_writers_are_all_counted(tmp_path):
+    outcome = faults.sqlite_writers(tmp_path, writers=6)
+    assert outcome.ok and outcome.half_published == 0, outcome
+    assert outcome.details == ["counted 6 records, 6 writers, 6 promotions of 6 each"]
+
+
+def test_invoke_faults_rejects_an_unknown_part(tmp_path):
+    invoke = str(Path(sys.executable).parent / "invoke")
+    done = subprocess.run([invoke, "faults", "--only", "everything"], cwd=Path(__file__).parents[2],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "kiln: error: --only 'everything' is not a part of the suite — use all, interrupts or writers"]
