@@ -204,7 +204,9 @@ def deferred_signals() -> Iterator[Callable[[], bool]]:
         yield lambda: False
         return
     received: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    # A signal this process ignores (SIGINT under nohup) stays ignored.
+    previous = {signum: handler for signum in (signal.SIGINT, signal.SIGTERM)
+                if (handler := signal.getsignal(signum)) is not signal.SIG_IGN}
 
     def note(signum: int, _frame: object) -> None:
         received.append(signum)

@@ -119,6 +119,7 @@ def test_deferred_signals_hold_a_signal_until_the_block_ends_then_deliver_it():
         raise Stopped
 
     previous = signal.signal(signal.SIGTERM, stop)
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(Stopped):
             with proc.deferred_signals() as cancelled:
@@ -128,7 +129,7 @@ def test_deferred_signals_hold_a_signal_until_the_block_ends_then_deliver_it():
                 assert cancelled() is True  # the library sees it and winds down ...
             pytest.fail("the held signal was not delivered")  # pragma: no cover
         assert signal.getsignal(signal.SIGTERM) is stop  # ... and Kiln's handler is back
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is sigint
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -141,3 +142,17 @@ def test_deferred_signals_without_a_signal_change_nothing():
         pass
     assert cancelled() is False
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_an_ignored_signal_stays_ignored():
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with proc.deferred_signals() as cancelled:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert cancelled() is False
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
