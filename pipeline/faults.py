@@ -28,11 +28,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.proc import Proc, processes
 from pipeline.progress import grid
 
 PAUSE_ENV = "KILN_PAUSE_AT"
@@ -119,34 +120,7 @@ class Outcome:
 
 # -- processes -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Proc:
-    """A process as /proc shows it; (pid, start) tells it apart from a later one with the same pid."""
-
-    pid: int
-    ppid: int
-    start: int
-    state: str
-    cmdline: str
-
-
-def processes() -> dict[int, Proc]:
-    """Every process on the machine, read from /proc."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        rest = stat.rsplit(")", 1)[1].split()
-        found[int(entry.name)] = Proc(int(entry.name), int(rest[1]), int(rest[19]), rest[0], cmdline)
-    return found
-
-
-def descendants(root: int, table: dict[int, Proc], known: set[int] = frozenset()) -> set[int]:  # type: ignore[assignment]
+def descendants(root: int, table: dict[int, Proc], known: Iterable[int] = ()) -> set[int]:
     """Pids below ``root`` (or below any pid of ``known``, which catches children whose parent already left)."""
     children: dict[int, list[int]] = {}
     for p in table.values():
@@ -173,11 +147,11 @@ def become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
-def reap(keep: Sequence[int] = ()) -> None:
-    """Collect exited orphans re-parented to us (not the bakes we still wait for, ``keep``)."""
+def reap(table: dict[int, Proc]) -> None:
+    """Collect exited orphans re-parented to us (call it only once the bakes started here were waited for)."""
     me = os.getpid()
-    for p in processes().values():
-        if p.ppid == me and p.state == "Z" and p.pid not in keep:
+    for p in table.values():
+        if p.ppid == me and p.state == "Z":
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(p.pid, os.WNOHANG)
 
@@ -243,9 +217,9 @@ class Watch:
 
     def survivors(self) -> list[Proc]:
         """Processes the bake started that are still alive (zombies aside)."""
-        if self.proc.poll() is not None:
-            reap()
         table = processes()
+        if self.proc.poll() is not None:
+            reap(table)
         return [p for (pid, start), p in self.seen.items()
                 if pid in table and table[pid].start == start and table[pid].state != "Z"]
 
@@ -474,6 +448,8 @@ def run_chain(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
 def finish_twice(home: Path, cache: Path, pending: list[tuple[Case, Outcome]],
                  status: Callable[[str, str], str], say: Callable[[str], None]) -> Outcome:
     """Two bakes of app at once: one finishes the interrupted work, the other waits and reuses it."""
+    from pipeline.catalog import Catalog
+
     outcome = Outcome(case="two bakes of app at once", phase="resume + finish")
     tmp_before = tmp_entries()
     started = time.monotonic()
@@ -501,8 +477,6 @@ def finish_twice(home: Path, cache: Path, pending: list[tuple[Case, Outcome]],
     outcome.orphans, outcome.half_published, outcome.details = len(left), len(half), left + half
     if codes != [0, 0]:
         outcome.problems.append(f"exit codes {codes}: {' | '.join((first.err + second.err)[-4:])}")
-    from pipeline.catalog import Catalog
-
     with Catalog.open(home / "catalog.db") as cat:
         latest = {name: cat.latest(name) for name in ("base", "app")}
         built = {name: len([r for r in cat.versions(name) if r.status == "verified"]) for name in ("base", "app")}

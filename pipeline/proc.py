@@ -163,6 +163,33 @@ def background(inv: Invocation, log: Path) -> Iterator[subprocess.Popen[bytes]]:
         _kill_group(proc)
 
 
+@dataclass(frozen=True)
+class Proc:
+    """A process as /proc shows it; (pid, start) tells it apart from a later one with the same pid."""
+
+    pid: int
+    ppid: int
+    start: int
+    state: str
+    cmdline: str
+
+
+def processes() -> dict[int, Proc]:
+    """Every process on the machine, read from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        rest = stat.rsplit(")", 1)[1].split()
+        found[int(entry.name)] = Proc(int(entry.name), int(rest[1]), int(rest[19]), rest[0], cmdline)
+    return found
+
+
 def kill_stray(marker: str) -> list[int]:
     """SIGKILL every process (and its group) whose command line mentions ``marker``; return their pids.
 
@@ -173,19 +200,16 @@ def kill_stray(marker: str) -> list[int]:
     """
     me, own_group = os.getpid(), os.getpgrp()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
+    for pid, info in processes().items():
+        if pid == me or marker not in info.cmdline:
             continue
         try:
-            if marker.encode() not in (entry / "cmdline").read_bytes():
-                continue
-            pid = int(entry.name)
             group = os.getpgid(pid)
             if group != own_group:
                 os.killpg(group, signal.SIGKILL)
             os.kill(pid, signal.SIGKILL)
             found.append(pid)
-        except (OSError, ProcessLookupError):
+        except OSError:
             continue
     return found
 
