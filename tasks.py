@@ -141,7 +141,8 @@ def validate(c):
     from pipeline.errors import KilnError
 
     def work() -> None:
-        findings = validate_mod.run(config.default_paths().project)
+        paths = config.default_paths()
+        findings = validate_mod.run(paths.project, work=paths.logs / "validate", cache=paths.cache / "packer")
         print(validate_mod.render(findings))
         if findings:
             raise KilnError(f"validate found {len(findings)} problem(s)", hint="see the lines above")

@@ -222,8 +222,8 @@ def step_build(run: Run, layer: Layer) -> None:
 
     # Packer's own temporary files (the seed ISO, plugin sockets) go to a folder removed in every case.
     with proc.short_tmpdir() as tmp:
-        inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, target=run.target,
-                                      env={"PACKER_CACHE_DIR": str(run.paths.cache / "packer"), "TMPDIR": str(tmp)})
+        inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, only=packer.SOURCES[run.target],
+                                      workdir=layer.log_dir, cache=run.paths.cache / "packer", env={"TMPDIR": str(tmp)})
         try:
             result = proc.run(inv, log, check=False, stream=run.verbose, tick=None if run.verbose else tick,
                               tick_every=60.0)
@@ -553,7 +553,8 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
         if decision.action != plan_mod.UP_TO_DATE:
             run.reporter.line(decision.describe())
     if any(d.action == plan_mod.BAKE for d in first) and packer.prepare(
-            run.tools.packer, run.project.root / "packer" / "plugins.pkr.hcl", run.log_dir / "packer-init.log"):
+            run.tools.packer, run.project.root / "packer" / "plugins.pkr.hcl", run.log_dir / "packer-init.log",
+            cache=run.paths.cache / "packer"):
         run.reporter.line("packer init: plugins installed (Packer >= 1.7)")
     done: list[plan_mod.Decision] = []
     for initial in first:

@@ -158,7 +158,8 @@ def step_build(run: Any, layer: Any) -> None:
         if ctx.emulated:
             env["AWS_EC2_METADATA_DISABLED"] = "true"
         inv = packer.build_invocation(template_dir=template_dir, var_file=var_file,
-                                      target="aws-emulator" if ctx.emulated else "aws", env=env)
+                                      only=packer.SOURCES["aws-emulator" if ctx.emulated else "aws"],
+                                      workdir=layer.log_dir, cache=run.paths.cache / "packer", env=env)
         result = proc.run(inv, log, check=False, stream=run.verbose,
                           tick=lambda e: run.reporter.line(f"{layer.ref}: build … {fmt_seconds(e)}"),
                           tick_every=60.0)

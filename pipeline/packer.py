@@ -60,34 +60,43 @@ def needs_init(packer_version: tuple[int, int, int]) -> bool:
     return packer_version >= (1, 7, 0)
 
 
-def init_invocation(plugins_file: Path, packer: str = "packer") -> proc.Invocation:
+def init_invocation(plugins_file: Path, *, workdir: Path, cache: Path, packer: str = "packer") -> proc.Invocation:
     """``packer init`` of the plugins file (Packer >= 1.7 only)."""
-    return proc.Invocation(argv=(packer, "init", "-upgrade=false", str(plugins_file)), env=build_env({}))
+    return invocation((packer, "init", "-upgrade=false", str(plugins_file)), workdir=workdir, cache=cache)
 
 
-def prepare(packer_version: tuple[int, int, int], plugins_file: Path, log: Path, packer: str = "packer") -> bool:
+def prepare(packer_version: tuple[int, int, int], plugins_file: Path, log: Path, *, cache: Path,
+            packer: str = "packer") -> bool:
     """Install the plugins modern Packer needs; Debian's 1.6.6 has them built in. True when init ran."""
     if not needs_init(packer_version):
         return False
-    result = proc.run(init_invocation(plugins_file, packer), log, check=False)
+    result = proc.run(init_invocation(plugins_file, workdir=log.parent, cache=cache, packer=packer), log, check=False)
     if result.returncode != 0:
         raise ToolMissing(f"packer init could not install the plugins of {plugins_file.name}",
                           hint="check network access to the plugin registry", log=log)
     return True
 
 
-def build_invocation(*, template_dir: Path, var_file: Path, target: str, env: Mapping[str, str],
-                     packer: str = "packer") -> proc.Invocation:
-    """The ``packer build`` command for one layer on ``target``."""
-    try:
-        only = SOURCES[target]
-    except KeyError:
-        raise BuildFailed(f"unknown target {target!r}", hint=f"targets: {', '.join(SOURCES)}") from None
-    return proc.Invocation(
-        argv=(packer, "build", "-color=false", "-timestamp-ui", f"-only={only}",
-              f"-var-file={var_file}", str(template_dir)),
-        env=build_env(env),
-    )
+def build_invocation(*, template_dir: Path, var_file: Path, only: str, workdir: Path, cache: Path,
+                     env: Mapping[str, str], packer: str = "packer") -> proc.Invocation:
+    """The ``packer build`` command for one layer with one source (``qemu.image``, ``amazon-ebs.image``, …)."""
+    return invocation((packer, "build", "-color=false", "-timestamp-ui", f"-only={only}", f"-var-file={var_file}",
+                       str(template_dir)), workdir=workdir, cache=cache, env=env)
+
+
+def validate_invocation(*, template_dir: Path, var_file: Path, only: str, workdir: Path, cache: Path,
+                        packer: str = "packer") -> proc.Invocation:
+    """``packer validate`` of the template set for one source."""
+    return invocation((packer, "validate", f"-only={only}", f"-var-file={var_file}", str(template_dir)),
+                      workdir=workdir, cache=cache)
+
+
+def invocation(argv: tuple[str, ...], *, workdir: Path, cache: Path,
+               env: Mapping[str, str] | None = None) -> proc.Invocation:
+    """Every Packer command: run in ``workdir`` (a crash.log lands beside the run's logs, never in the
+    project) with its cache in ``cache`` (not a ``packer_cache/`` in whatever folder invoke started in)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return proc.Invocation(argv=argv, env=build_env({"PACKER_CACHE_DIR": str(cache), **(env or {})}), cwd=workdir)
 
 
 def build_env(extra: Mapping[str, str]) -> dict[str, str]:

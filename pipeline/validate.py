@@ -74,8 +74,11 @@ def check_config(root: Path) -> tuple[config.Project | None, list[Finding]]:
     return project, findings
 
 
-def check_templates(root: Path) -> list[Finding]:
-    """Each template file parses; ``packer validate`` accepts the set for each target."""
+def check_templates(root: Path, *, work: Path | None = None, cache: Path | None = None) -> list[Finding]:
+    """Each template file parses; ``packer validate`` accepts the set for each target.
+
+    Packer runs in ``work`` with its cache in ``cache`` (by default a temporary folder for both).
+    """
     template_dir = root / "packer" / "image"
     findings = []
     for path in sorted(template_dir.glob("*.pkr.hcl")):
@@ -98,8 +101,9 @@ def check_templates(root: Path) -> list[Finding]:
         }
         var_file = packer.write_var_file(Path(tmp) / "v.json", variables)
         for target, source in SOURCES.items():
-            done = subprocess.run(["packer", "validate", f"-only={source}", f"-var-file={var_file}",
-                                   str(template_dir)], capture_output=True, text=True, env=packer.build_env({}),
+            inv = packer.validate_invocation(template_dir=template_dir, var_file=var_file, only=source,
+                                             workdir=work or Path(tmp), cache=cache or Path(tmp) / "cache")
+            done = subprocess.run(inv.argv, capture_output=True, text=True, env=inv.full_env(), cwd=inv.cwd,
                                   stdin=subprocess.DEVNULL)
             if done.returncode != 0:
                 findings += packer_findings(root, done.stdout + done.stderr, target)
@@ -193,10 +197,10 @@ def check_specs(root: Path, project: config.Project) -> list[Finding]:
     return findings
 
 
-def run(root: Path) -> list[Finding]:
-    """Every check; the findings, in order."""
+def run(root: Path, *, work: Path | None = None, cache: Path | None = None) -> list[Finding]:
+    """Every check; the findings, in order (Packer runs in ``work``, its cache in ``cache``)."""
     project, findings = check_config(root)
-    findings += check_templates(root)
+    findings += check_templates(root, work=work, cache=cache)
     if project is not None:
         findings += check_playbooks(root, project)
         findings += check_specs(root, project)

@@ -20,23 +20,25 @@ MANIFEST = {
 
 
 def test_build_invocation_argv(tmp_path):
-    inv = packer.build_invocation(template_dir=Path("/p/packer/image"), var_file=Path("/s/v.json"), target="local",
-                                  env={"PACKER_CACHE_DIR": "/c"})
+    inv = packer.build_invocation(template_dir=Path("/p/packer/image"), var_file=Path("/s/v.json"), only="qemu.image",
+                                  workdir=tmp_path / "logs", cache=Path("/c"), env={"TMPDIR": "/t"})
     assert inv.argv == ("packer", "build", "-color=false", "-timestamp-ui", "-only=qemu.image",
                         "-var-file=/s/v.json", "/p/packer/image")
     assert inv.env["CHECKPOINT_DISABLE"] == "1"
     assert inv.env["PACKER_CACHE_DIR"] == "/c"
+    assert inv.env["TMPDIR"] == "/t"
     assert inv.env["PATH"].split(":")[0] == str(packer.SHIMS)
+    assert inv.cwd == tmp_path / "logs" and inv.cwd.is_dir()  # a crash.log lands beside the run's logs
 
 
-def test_aws_target_selects_amazon_source():
-    inv = packer.build_invocation(template_dir=Path("t"), var_file=Path("v.json"), target="aws", env={})
+def test_every_packer_command_runs_in_its_log_folder_with_its_cache(tmp_path):
+    plugins = Path("/p/packer/plugins.pkr.hcl")
+    for inv in (packer.init_invocation(plugins, workdir=tmp_path / "a", cache=tmp_path / "c"),
+                packer.validate_invocation(template_dir=Path("t"), var_file=Path("v.json"), only="amazon-ebs.image",
+                                           workdir=tmp_path / "a", cache=tmp_path / "c")):
+        assert inv.cwd == tmp_path / "a"
+        assert inv.env["PACKER_CACHE_DIR"] == str(tmp_path / "c")
     assert "-only=amazon-ebs.image" in inv.argv
-
-
-def test_unknown_target():
-    with pytest.raises(BuildFailed, match="unknown target 'gcp'"):
-        packer.build_invocation(template_dir=Path("t"), var_file=Path("v.json"), target="gcp", env={})
 
 
 def test_read_manifest_last_build(tmp_path):
@@ -104,12 +106,12 @@ def test_real_packer_accepts_the_template_set(root, tmp_path):
     }
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     var_file = packer.write_var_file(tmp_path / "v.json", variables)
+    env = packer.build_env({"PACKER_CACHE_DIR": str(tmp_path / "cache")})
     done = subprocess.run(["packer", "validate", f"-var-file={var_file}", str(root / "packer" / "image")],
-                          capture_output=True, text=True, env={**packer.build_env({})})
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     done = subprocess.run(["packer", "validate", "-var", "accelerator=hvf", f"-var-file={var_file}",
-                           str(root / "packer" / "image")], capture_output=True, text=True,
-                          env={**packer.build_env({})})
+                           str(root / "packer" / "image")], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode != 0 and "accelerator must be kvm or tcg" in done.stdout + done.stderr
 
 
@@ -133,11 +135,13 @@ def test_modern_packer_gets_packer_init_and_1_6_6_does_not(root, tmp_path):
     (tmp_path / "m").mkdir()
     modern, calls = fake_packer(tmp_path / "m", "1.11.2")
     plugins = root / "packer" / "plugins.pkr.hcl"
-    assert packer.prepare(packer.version(modern), plugins, tmp_path / "init.log", packer=modern) is True
+    assert packer.prepare(packer.version(modern), plugins, tmp_path / "init.log", cache=tmp_path / "c",
+                          packer=modern) is True
     assert calls.read_text().splitlines() == ["version", f"init -upgrade=false {plugins}"]
     (tmp_path / "o").mkdir()
     old, old_calls = fake_packer(tmp_path / "o", "1.6.6")
-    assert packer.prepare(packer.version(old), plugins, tmp_path / "init.log", packer=old) is False
+    assert packer.prepare(packer.version(old), plugins, tmp_path / "init.log", cache=tmp_path / "c",
+                          packer=old) is False
     assert old_calls.read_text().splitlines() == ["version"]
 
 
