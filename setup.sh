@@ -4,7 +4,8 @@
 #
 #   ./setup.sh                 set-up only
 #   ./setup.sh bake [IMAGE]    set-up, then `invoke bake IMAGE` (default: app) on the local target
-#   ./setup.sh test [ARGS]     set-up, then the whole test suite (pytest ARGS)
+#   ./setup.sh test [ARGS]     set-up (with the test tools of requirements-dev.txt), then the whole
+#                              test suite (pytest ARGS)
 #
 # Works as root or as a user with sudo (apt and the one-time foundation build need root).
 set -euo pipefail
@@ -35,12 +36,18 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   /usr/bin/python3 -m venv .venv
 fi
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ "$(cat .venv/.kiln-requirements 2>/dev/null)" != "$want" ]; then
-  say "installing Python packages into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
-  echo "$want" > .venv/.kiln-requirements
-fi
+# Runtime packages always; the test tools (linter, property tests, AWS emulator) only for `test`.
+install() {  # install REQUIREMENTS-FILE unless the same file was installed before
+  local want marker=".venv/.kiln-$1"
+  want=$(sha256sum "$1" | cut -d' ' -f1)
+  if [ "$(cat "$marker" 2>/dev/null)" != "$want" ]; then
+    say "installing the Python packages of $1 into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$1"
+    echo "$want" > "$marker"
+  fi
+}
+install requirements.txt
+if [ "${1:-}" = "test" ]; then install requirements-dev.txt; fi
 
 export KILN_CACHE="${KILN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln}"
 if [ "$(id -u)" -ne 0 ] && [ "${1:-}" != "" ]; then

@@ -6,6 +6,7 @@ task can work on every image (``invoke bake --all``, ``invoke plan --all``).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from invoke import Collection, task
 
 from pipeline import catalog as catalog_mod
 from pipeline import config
-from pipeline.cli import OptionalPositionalTask, guarded
+from pipeline.cli import OptionalPositionalTask, guarded, step_hooks
 from pipeline.errors import ConfigError, KilnError
 
 
@@ -82,7 +83,8 @@ def bake(c, image, all_=False, force=False, target="local", region="", verbose=F
         with targets.open_catalog(paths, target, settings=ctx.settings if ctx else None) as cat:
             run = bake_mod.Run(paths=paths, project=project, catalog=cat, reporter=reporter, tools=tools,
                                git=bake_mod.Git.of(paths.project), run_id=run_id, verbose=verbose,
-                               target=target, aws=ctx, security_updates=security_updates)
+                               target=target, aws=ctx, security_updates=security_updates,
+                               hooks=step_hooks(os.environ))
             state["run"] = run
             bake_mod.bake(run, names, force=names if force else ())
             if run.rows:
@@ -370,7 +372,7 @@ def janitor(c, target="aws", dry_run=False, older_than="3h"):
 @task
 def bench(c):
     """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
-    from pipeline import bench as bench_mod
+    from tools import bench as bench_mod
 
     def work() -> None:
         paths = config.default_paths()
@@ -384,7 +386,7 @@ def bench(c):
             "keep": "keep the chain's KILN_HOME and KILN_CACHE in this folder (default: a temporary one)"})
 def faults(c, only="all", json="", keep=""):
     """Interrupt real bakes of app in every phase (SIGINT, SIGTERM), race catalog writers; print the table."""
-    from pipeline import faults as faults_mod
+    from tools import faults as faults_mod
 
     def work() -> None:
         if only not in ("all", "interrupts", "writers"):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import catalog as catalog_mod
-from pipeline import config, faults, foundation, inputs, packer, proc, seed, store, templates, verify, vm
+from pipeline import config, foundation, inputs, packer, proc, seed, store, templates, verify, vm
 from pipeline import plan as plan_mod
 from pipeline.errors import BuildFailed, CommandFailed, KilnError, ToolMissing, VerificationFailed
 from pipeline.progress import Reporter, Row, fmt_seconds
@@ -97,6 +97,7 @@ class Run:
     rows: list[Row] = field(default_factory=list)
     aws: Any = None  # bake_aws.AwsContext on the aws target
     security_updates: bool = False
+    hooks: tuple[Callable[[str, str, Reporter], None], ...] = ()  # called before each step: (step, image, reporter)
     _updates: Any = None
 
     def update_checker(self) -> Any:
@@ -346,7 +347,6 @@ def write_report(layer: Layer, status: str, *, idempotence: verify.IdempotenceRe
 
 def step_record(run: Run, layer: Layer) -> None:
     """Only now does the catalog call the version verified."""
-    faults.hold_point("record", layer.spec.name, run.reporter)
     run.catalog.set_status(layer.spec.name, layer.version, "verified",
                            report=str(layer.report) if layer.report else None)
 
@@ -409,6 +409,8 @@ def run_steps(run: Run, layer: Layer, steps: tuple[tuple[str, Callable[[Run, Lay
     layer.scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     try:
         for step_name, step in steps:
+            for hook in run.hooks:
+                hook(step_name, layer.spec.name, run.reporter)
             t0 = time.monotonic()
             run.reporter.line(f"{layer.ref}: {step_name} …")
             step(run, layer)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +24,12 @@ from invoke.parser import Argument
 
 from pipeline.config import default_paths
 from pipeline.errors import KilnError
+from pipeline.progress import Reporter
 
 T = TypeVar("T")
+PAUSE_ENV = "KILN_PAUSE_AT"
+PAUSE_SECONDS_ENV = "KILN_PAUSE_SECONDS"
+StepHook = Callable[[str, str, Reporter], None]
 
 
 class Terminated(KeyboardInterrupt):
@@ -119,3 +124,23 @@ class OptionalPositionalTask(Task):
                                  optional=arg.optional, incrementable=arg.incrementable, attr_name=arg.attr_name)
             out.append(arg)
         return out
+
+
+def step_hooks(env: Mapping[str, str]) -> tuple[StepHook, ...]:
+    """The hooks a bake calls before each step, as the environment asks.
+
+    ``KILN_PAUSE_AT=<step>:<image>`` holds that image's bake just before that step
+    for ``KILN_PAUSE_SECONDS`` (default 600), on every target: the fault suite
+    uses it to interrupt a step too short to hit by timing (``record``).
+    """
+    point = env.get(PAUSE_ENV, "")
+    if not point:
+        return ()
+    seconds = float(env.get(PAUSE_SECONDS_ENV, "600"))
+
+    def pause(step: str, image: str, reporter: Reporter) -> None:
+        if f"{step}:{image}" == point:
+            reporter.line(f"{image}: holding before {step} ({PAUSE_ENV} is set)")
+            time.sleep(seconds)
+
+    return (pause,)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import faults
+from tools import faults
 
 pytestmark = pytest.mark.faults
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import faults
 from tests.conftest import ROOT
+from tools import faults
 
 pytestmark = pytest.mark.faults
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import faults
 from pipeline.catalog import Artifact, Catalog
+from pipeline.proc import Proc
+from tools import faults
+from tools.faults.judge import judge_resume
 
 
 def bake_record(cat: Catalog, home: Path, name: str, *, status: str, report_status: str | None = "verified",
@@ -82,7 +84,7 @@ def test_new_temporary_folders_count_as_leftovers(tmp_path):
 
 WATCH_SCRIPT = """
 import json, os, signal, subprocess, time
-from pipeline import faults
+from tools import faults
 faults.become_subreaper()
 # A shell that starts a sleeper in its own session (as Kiln starts QEMU), then exits without it.
 proc = subprocess.Popen(["sh", "-c", "setsid sleep 120 >/dev/null 2>&1 & echo started; sleep 1"],
@@ -107,7 +109,7 @@ def test_the_watch_counts_what_a_finished_process_left_running():
 
 
 def test_descendants_include_children_of_known_pids():
-    table = {pid: faults.Proc(pid, ppid, 0, "S", "") for pid, ppid in ((10, 1), (11, 10), (12, 11), (20, 1), (21, 20))}
+    table = {pid: Proc(pid, ppid, 0, "S", "") for pid, ppid in ((10, 1), (11, 10), (12, 11), (20, 1), (21, 20))}
     assert faults.descendants(10, table) == {11, 12}
     assert faults.descendants(99, table, {20}) == {21}
 
@@ -140,7 +142,7 @@ class Lines:
 def test_judge_resume(phase, lines, status, verdict):
     case = faults.Case("SIGINT", phase, "base")
     outcome = faults.Outcome(case=case.name, phase=phase, version="1.1")
-    assert faults.judge_resume(case, outcome, Lines(*lines), lambda _n, _v: status) == verdict  # type: ignore[arg-type]
+    assert judge_resume(case, outcome, Lines(*lines), lambda _n, _v: status) == verdict  # type: ignore[arg-type]
 
 
 def test_every_phase_gets_both_signals():
@@ -158,21 +160,6 @@ def test_table_and_verdicts():
                                             "STOP", "S", "EXIT", "VERDICT"]
     assert "12.3" in text and text.splitlines()[1].endswith("ok") and text.splitlines()[2].endswith("FAIL")
     assert not faults.Outcome(case="x", phase="y", resumed="no: rebuilt").ok
-
-
-def test_hold_point_holds_only_the_named_image(monkeypatch):
-    said: list[str] = []
-
-    class Reporter:
-        def line(self, text: str) -> None:
-            said.append(text)
-
-    monkeypatch.setenv(faults.PAUSE_ENV, "record:app")
-    monkeypatch.setenv(faults.PAUSE_SECONDS_ENV, "0.01")
-    faults.hold_point("record", "base", Reporter())
-    assert said == []
-    faults.hold_point("record", "app", Reporter())
-    assert said == [f"app: holding before record ({faults.PAUSE_ENV} is set)"]
 
 
 def test_sqlite_writers_are_all_counted(tmp_path):

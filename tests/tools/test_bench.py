@@ -2,8 +2,9 @@ import json
 import subprocess
 from datetime import UTC, datetime
 
-from pipeline import bench, config, store
+from pipeline import config, store
 from pipeline.catalog import Artifact, Catalog
+from tools import bench
 
 
 def qcow2(path, backing=None, data=b""):

@@ -1,0 +1,65 @@
+"""The fault suite's interrupt and concurrency cases, run for real and summed up in one table.
+
+``invoke faults`` bakes ``app`` from nothing in a fresh KILN_HOME and KILN_CACHE
+and interrupts it ten times: SIGINT (Ctrl-C) and SIGTERM (Jenkins' abort) in
+each phase — foundation, Packer build, verification boot, specs, publishing.
+Each interrupted run is the starting point of the next, so the runs form one
+chain that ends in two bakes of ``app`` started at once, which must finish.
+After every stop it looks for what a careless bake leaves behind: processes it
+started that are still alive, temporary folders and disks, mounts, loop
+devices, and catalog records that claim more than is true. It then runs fifty
+concurrent catalog writers on SQLite and on the S3 store (against a moto
+server on 127.0.0.1) and counts their updates.
+
+Publishing is one catalog write, too short to hit with a signal by timing, so
+the suite sets ``KILN_PAUSE_AT=record:<image>``, which the command line turns
+into a step hook that holds the bake just before that step (``pipeline.cli``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tools.faults.cases import CHAIN, EXIT_CODES, WRITERS, Case, Outcome, table, write_json
+from tools.faults.chain import run_chain
+from tools.faults.judge import half_published, leftovers, tmp_entries, version_in
+from tools.faults.watch import Watch, become_subreaper, descendants
+from tools.faults.writers import s3_writers, sqlite_writers
+
+__all__ = ["CHAIN", "EXIT_CODES", "WRITERS", "Case", "Outcome", "Watch", "become_subreaper", "descendants",
+           "half_published", "leftovers", "run", "s3_writers", "sqlite_writers", "table", "tmp_entries", "version_in",
+           "workspace", "write_json"]
+
+
+def run(workdir: Path, *, only: str = "all", say: Callable[[str], None] = print) -> list[Outcome]:
+    """Every case (``only``: ``all``, ``interrupts`` or ``writers``), in a fresh ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    outcomes: list[Outcome] = []
+    if only in ("all", "interrupts"):
+        outcomes += run_chain(workdir, say)
+    if only in ("all", "writers"):
+        say(f"{WRITERS} concurrent writers on SQLite")
+        outcomes.append(sqlite_writers(workdir))
+        say(f"{WRITERS} concurrent writers on the S3 store (moto on 127.0.0.1)")
+        outcomes.append(s3_writers())
+    return outcomes
+
+
+@contextlib.contextmanager
+def workspace(keep: Path | None) -> Iterator[Path]:
+    """Where the chain keeps its home and cache: ``keep`` (left in place) or a temporary folder."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="faults-", dir=os.environ.get("KILN_FAULTS_TMP", "/var/tmp")))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

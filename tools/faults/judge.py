@@ -1,0 +1,99 @@
+"""What a stopped bake left behind, and whether the next bake resumed where it stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tools.faults.cases import Case, Outcome
+from tools.faults.watch import Watch
+
+TMP_PATTERNS = ("kiln-*", "packer*", "mmdebstrap.*", "apt-dpkg-install-*", "tmp*")
+
+def tmp_entries() -> set[Path]:
+    """The temporary folders and files that the tools Kiln runs may create in /tmp."""
+    return {p for pattern in TMP_PATTERNS for p in Path("/tmp").glob(pattern)}
+
+def leftovers(home: Path, cache: Path, tmp_before: set[Path]) -> list[str]:
+    """Temporary disks, folders, mounts and loop devices a stopped bake left behind."""
+    found = [f"scratch: {p}" for p in sorted((home / "runs").glob("*"))]
+    found += [f"partial image: {p}" for p in sorted((home / "images").rglob("*.partial"))]
+    found += [f"foundation work folder: {p}" for p in sorted((cache / "foundation").glob(".build-*"))]
+    found += [f"temporary: {p}" for p in sorted(tmp_entries() - tmp_before)]
+    for line in Path("/proc/mounts").read_text().splitlines():
+        point = line.split()[1]
+        in_new_tmp = point.startswith("/tmp/") and Path(*Path(point).parts[:3]) not in tmp_before
+        if str(home) in point or str(cache) in point or in_new_tmp:
+            found.append(f"mount: {point}")
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            name = backing.read_text().strip()
+            if str(cache) in name or str(home) in name:
+                found.append(f"loop device: {backing.parent.parent.name} on {name}")
+    return found
+
+def half_published(home: Path, interrupted: tuple[str, str] | None) -> list[str]:
+    """Catalog records that claim more than is true, and store files no record owns."""
+    from pipeline.catalog import Catalog
+
+    problems = []
+    path = home / "catalog.db"
+    if not path.exists():
+        return []
+    with Catalog.open(path) as cat:
+        records = cat.versions()
+        owned = set()
+        for rec in records:
+            art = rec.artifact("local")
+            if art is not None and art.path:
+                owned.add(Path(art.path))
+            if rec.status == "building":
+                problems.append(f"{rec.ref} is still 'building' with no bake running")
+            if rec.status != "verified":
+                continue
+            if art is None or not art.path or not Path(art.path).exists():
+                problems.append(f"{rec.ref} is verified but its image file is missing")
+            report = Path(rec.report) if rec.report else None
+            if report is None or not report.exists() or json.loads(report.read_text()).get("status") != "verified":
+                problems.append(f"{rec.ref} is verified without a passing verification report")
+            if interrupted == (rec.name, rec.version):
+                problems.append(f"{rec.ref} is verified although its bake was interrupted before recording it")
+        for name in {r.name for r in records}:
+            for channel, version in cat.channels(name).items():
+                if version and cat.get(name, version).status != "verified":
+                    problems.append(f"{name} channel {channel} points at {version}, which is not verified")
+    for image in (home / "images").rglob("*.qcow2"):
+        if image not in owned:
+            problems.append(f"store file no record owns: {image}")
+    return problems
+
+VERSION = re.compile(r"\b([a-z][a-z0-9_-]*)@([0-9][0-9A-Za-z.\-]*)")
+
+def version_in(lines: Sequence[str], image: str) -> str:
+    """The version of ``image`` that a bake's output last mentions."""
+    found = ""
+    for line in lines:
+        for name, version in VERSION.findall(line):
+            if name == image:
+                found = version.rstrip(".:;,")
+    return found
+
+def judge_resume(case: Case, outcome: Outcome, nxt: Watch, catalog_status: Callable[[str, str], str]) -> str:
+    """Did the next bake start again where ``case`` stopped it, without redoing finished work?"""
+    image, version = case.image, outcome.version
+    if case.phase == "foundation":
+        return "yes" if nxt.has_line("foundation: building") else "no: the next bake did not rebuild the foundation"
+    if case.phase == "build":
+        rebuilt = [ln for ln in nxt.lines if f"{image}@" in ln and ": build done" in ln
+                   and f"{image}@{version}:" not in ln]
+        if catalog_status(image, version) != "interrupted":
+            return f"no: {image}@{version} is {catalog_status(image, version)}, not interrupted"
+        return "yes" if rebuilt else "no: the next bake did not build a new version"
+    if not nxt.has_line(f"{image}@{version}: resume"):
+        return f"no: the next bake did not resume {image}@{version}"
+    if nxt.has_line(f"{image}@{version}: build …"):
+        return f"no: the next bake rebuilt {image}@{version}"
+    return "yes"
