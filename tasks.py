@@ -13,7 +13,7 @@ from pathlib import Path
 from invoke import Collection, task
 
 from pipeline import catalog as catalog_mod
-from pipeline import config
+from pipeline import config, render
 from pipeline.cli import OptionalPositionalTask, guarded, step_hooks
 from pipeline.errors import ConfigError, KilnError
 
@@ -416,7 +416,7 @@ def catalog_list(c, image="", target="local"):
 
     def work() -> None:
         with _catalog(target) as cat:
-            print(catalog_mod.render_list(cat.versions(image or None)))
+            print(render.version_table(cat.versions(image or None)))
 
     guarded(work)
 
@@ -483,12 +483,10 @@ def catalog_channels(c, image):
 
     def work() -> None:
         with _catalog() as cat:
-            for channel, version in cat.channels(image).items():
-                print(f"{channel}: {version or '(none)'}")
-                if channel != catalog_mod.LATEST:
-                    for ev in cat.channel_history(image, channel):
-                        print(f"  {ev.at} {ev.who} {ev.action}: {ev.from_version or '-'} → {ev.to_version or '-'}"
-                              + (f" ({ev.reason})" if ev.reason else ""))
+            pointers = cat.channels(image)
+            history = {ch: cat.channel_history(image, ch) for ch in pointers if ch != catalog_mod.LATEST}
+        for line in render.channel_lines(pointers, history):
+            print(line)
 
     guarded(work)
 

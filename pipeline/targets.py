@@ -34,16 +34,16 @@ def aws_settings(paths: config.Paths, cli: dict[str, Any] | None = None) -> AwsS
 
 
 def open_catalog(paths: config.Paths, target: str, *, create: bool = True,
-                 settings: AwsSettings | None = None) -> Any:
+                 settings: AwsSettings | None = None) -> Catalog:
     """The catalog store a target uses."""
     check(target)
     if target == "aws":
         settings = settings or aws_settings(paths)
         if settings.catalog_bucket:
-            from pipeline.stores import S3Catalog
+            from pipeline.catalog.s3_store import S3Store
 
             account = aws.Account(settings)
-            return S3Catalog(account.client("s3"), settings.catalog_bucket, settings.catalog_key)
+            return Catalog(S3Store(account.client("s3"), settings.catalog_bucket, settings.catalog_key))
     return Catalog.open(paths.catalog, create=create)
 
 

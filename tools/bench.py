@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -116,19 +117,22 @@ def resolve_at_scale(project: Path, count: int = 10_000, repeat: int = 5) -> tup
     """``resolve`` on a catalog of ``count`` versions: (API seconds, CLI seconds), medians."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
+        rows = []
+        for i in range(count):
+            day, rest = divmod(i, 86400)
+            version = f"2026.{1 + day // 28:02d}{1 + day % 28:02d}.{rest // 3600:02d}{rest // 60 % 60:02d}" \
+                      f"{rest % 60:02d}"
+            rows.append((i + 1, version))
+
+        def fill(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO images (id, name, version, status, fingerprint, git_commit, git_dirty,"
+                           " created_at, run_id, log_dir) VALUES (?, 'app', ?, 'verified', 'sha256:x', 'c', 0,"
+                           " '2026-01-01T00:00:00Z', 'bench', '/l')", rows)
+            db.executemany("INSERT INTO artifacts VALUES (?, 'local', NULL, ?, '/s')",
+                           [(i, f"sha256:{i:064x}") for i, _ in rows])
+
         with Catalog.open(home / "catalog.db") as cat:
-            with cat.transaction() as db:
-                rows = []
-                for i in range(count):
-                    day, rest = divmod(i, 86400)
-                    version = f"2026.{1 + day // 28:02d}{1 + day % 28:02d}.{rest // 3600:02d}{rest // 60 % 60:02d}" \
-                              f"{rest % 60:02d}"
-                    rows.append((i + 1, version))
-                db.executemany("INSERT INTO images (id, name, version, status, fingerprint, git_commit, git_dirty,"
-                               " created_at, run_id, log_dir) VALUES (?, 'app', ?, 'verified', 'sha256:x', 'c', 0,"
-                               " '2026-01-01T00:00:00Z', 'bench', '/l')", rows)
-                db.executemany("INSERT INTO artifacts VALUES (?, 'local', NULL, ?, '/s')",
-                               [(i, f"sha256:{i:064x}") for i, _ in rows])
+            cat.store.write(fill)
             cat.promote("app", rows[count // 2][1], "prod")
             api = []
             for _ in range(repeat):

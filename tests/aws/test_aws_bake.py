@@ -128,10 +128,11 @@ def amis_named(prefix, region="us-east-1"):
 
 
 def test_a_retry_adopts_the_ami_its_killed_attempt_registered(kiln_env):
-    from pipeline.stores import S3Catalog
+    from pipeline.catalog import Catalog
+    from pipeline.catalog.s3_store import S3Store
 
     assert invoke("bake", "base", "--target", "aws", env=kiln_env).returncode == 0
-    cat = S3Catalog(boto3.client("s3", region_name="us-east-1"), "kiln-catalog", "kiln/catalog.json")
+    cat = Catalog(S3Store(boto3.client("s3", region_name="us-east-1"), "kiln-catalog", "kiln/catalog.json"))
     [rec] = cat.versions("base")
     # What a job killed after registration leaves: the AMIs exist, the catalog says interrupted.
     cat.set_status("base", rec.version, "interrupted", reason="job killed")

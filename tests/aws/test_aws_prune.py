@@ -8,7 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline.stores import S3Catalog
+from pipeline.catalog import Catalog
+from pipeline.catalog.s3_store import S3Store
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.aws
@@ -27,7 +28,7 @@ def test_prune_on_aws_keeps_what_is_in_use_and_deletes_the_rest(aws, tmp_path):
     for i in range(6):
         done = invoke("bake", "base", "--target", "aws", *(["--force"] if i else []), env=env)
         assert done.returncode == 0, done.stderr
-    cat = S3Catalog(boto3.client("s3", region_name="us-east-1"), "kiln-catalog", "kiln/catalog.json")
+    cat = Catalog(S3Store(boto3.client("s3", region_name="us-east-1"), "kiln-catalog", "kiln/catalog.json"))
     recs = cat.versions("base")
     ami = {r.version: {a.region: a.id for a in r.artifacts} for r in recs}
     v = [r.version for r in recs]

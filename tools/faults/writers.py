@@ -61,7 +61,8 @@ def s3_writers(writers: int = WRITERS) -> Outcome:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from pipeline.stores import S3Catalog
+    from pipeline.catalog import Catalog
+    from pipeline.catalog.s3_store import S3Store
 
     outcome = Outcome(case=f"{writers} S3 writers (moto)", phase="catalog write")
     import logging
@@ -84,7 +85,7 @@ def s3_writers(writers: int = WRITERS) -> Outcome:
 
         def writer(n: int) -> None:
             try:
-                write_once(S3Catalog(client(), "kiln-catalog", "catalog.json", attempts=200), n)
+                write_once(Catalog(S3Store(client(), "kiln-catalog", "catalog.json", attempts=200)), n)
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 errors.append(repr(exc))
 
@@ -96,7 +97,7 @@ def s3_writers(writers: int = WRITERS) -> Outcome:
             t.join(600)
         outcome.seconds = time.monotonic() - started
         outcome.orphans = sum(1 for t in threads if t.is_alive())
-        counted = count_writes(S3Catalog(client(), "kiln-catalog", "catalog.json"))
+        counted = count_writes(Catalog(S3Store(client(), "kiln-catalog", "catalog.json")))
     finally:
         server.stop()
         for k, v in saved.items():

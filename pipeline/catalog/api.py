@@ -1,0 +1,188 @@
+"""The catalog's one interface, whatever store holds it: ``Catalog`` over a ``CatalogStore``.
+
+A store knows only how to answer a read and how to apply a change atomically
+(``sqlite_store``: one SQLite transaction; ``s3_store``: a conditional write of
+the shared document, retried on conflict). Every catalog operation is written
+once, as a function of an open connection (``queries``, ``lifecycle``,
+``channels``, ``export``), and each method below says whether it reads or
+changes — so both stores behave the same by construction.
+
+Example, as a deploy script would use it::
+
+    from pipeline.catalog import Catalog
+    with Catalog.open("/var/lib/kiln/catalog.db", create=False) as cat:
+        image = cat.resolve("app", channel="prod")   # an Artifact
+        print(image.id, image.path)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pipeline import versions
+from pipeline.catalog import channels as chan
+from pipeline.catalog import export as exp
+from pipeline.catalog import lifecycle as life
+from pipeline.catalog import queries as q
+from pipeline.catalog import schema
+from pipeline.catalog.records import LATEST, Artifact, ChannelEvent, ImageRecord, Move
+from pipeline.catalog.sqlite_store import SqliteStore
+
+T = TypeVar("T")
+Db = sqlite3.Connection
+
+
+class CatalogStore(Protocol):
+    """Where a catalog lives. ``read`` answers a query; ``write`` applies a change atomically or not at all."""
+
+    location: str
+
+    def read(self, query: Callable[[Db], T]) -> T: ...
+
+    def write(self, change: Callable[[Db], T]) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class Catalog:
+    """Every version, its status, lineage, channels and artifacts. Use as a context manager."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self.store = store
+
+    @classmethod
+    def open(cls, path: Path | str, *, create: bool = True) -> Catalog:
+        """The SQLite catalog at ``path`` (created unless ``create`` is false)."""
+        return cls(SqliteStore.open(path, create=create))
+
+    @property
+    def path(self) -> str:
+        """Where the catalog is: a file path or ``s3://bucket/key``."""
+        return self.store.location
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the store."""
+        self.store.close()
+
+    # -- changes: one atomic write each -----------------------------------------------
+
+    def begin_bake(self, *, name: str, parent: tuple[str, str] | None, fingerprint: str, git_commit: str,
+                   git_dirty: bool, run_id: str, log_dir: str, inputs: Mapping[str, Any] | None = None,
+                   clock: versions.Clock = versions.utcnow, version: str | None = None) -> str:
+        """Allocate a new version (or record ``version``, when adopting) as ``building``; returns it."""
+        fields = {"name": name, "parent": parent, "fingerprint": fingerprint, "git_commit": git_commit,
+                  "git_dirty": git_dirty, "run_id": run_id, "log_dir": log_dir, "inputs": inputs, "clock": clock,
+                  "version": version}
+        return self.store.write(lambda db: life.begin_bake(db, **fields))
+
+    def add_artifact(self, name: str, version: str, artifact: Artifact) -> None:
+        """Attach (or replace) the artifact of a version on one target/region."""
+        self.store.write(lambda db: life.add_artifact(db, name, version, artifact))
+
+    def set_status(self, name: str, version: str, status: str, *, report: str | None = None,
+                   reason: str | None = None) -> None:
+        """Move a version to ``status``, keeping the history."""
+        self.store.write(lambda db: life.set_status(db, name, version, status, report=report, reason=reason))
+
+    def resume(self, name: str, version: str, *, reason: str) -> None:
+        """An interrupted bake goes on: its record is ``building`` again."""
+        self.store.write(lambda db: life.resume(db, name, version, reason=reason))
+
+    def set_log_dir(self, name: str, version: str, log_dir: str) -> None:
+        """Record where a version's logs are."""
+        self.store.write(lambda db: life.set_log_dir(db, name, version, log_dir))
+
+    def record_packages(self, name: str, version: str, packages: Iterable[Mapping[str, str]]) -> None:
+        """Replace a version's package manifest."""
+        rows = list(packages)
+        self.store.write(lambda db: life.record_packages(db, name, version, rows))
+
+    def record_verification(self, name: str, version: str, *, spec_digest: str, ok: bool,
+                            report: str | None) -> None:
+        """Remember one verification of a version."""
+        self.store.write(lambda db: life.record_verification(db, name, version, spec_digest=spec_digest, ok=ok,
+                                                             report=report))
+
+    def mark_deleted(self, name: str, version: str, reason: str) -> None:
+        """The artifact is gone; the record stays."""
+        self.store.write(lambda db: life.mark_deleted(db, name, version, reason))
+
+    def promote(self, name: str, version: str, channel: str) -> Move:
+        """Point a named channel at a verified version."""
+        return self.store.write(lambda db: chan.promote(db, name, version, channel))
+
+    def rollback(self, name: str, channel: str) -> Move:
+        """Move a named channel back one step."""
+        return self.store.write(lambda db: chan.rollback(db, name, channel))
+
+    def revoke(self, name: str, version: str, *, reason: str, cascade: bool) -> tuple[list[str], list[Move]]:
+        """Revoke a version (and its descendants with ``cascade``); returns what was revoked and what moved."""
+        return self.store.write(lambda db: chan.revoke(db, name, version, reason=reason, cascade=cascade))
+
+    def restore(self, name: str, version: str, *, cascade: bool = False) -> tuple[list[str], list[Move]]:
+        """Undo a revoke; returns what was restored and what moved."""
+        return self.store.write(lambda db: chan.restore(db, name, version, cascade=cascade))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def versions(self, name: str | None = None) -> list[ImageRecord]:
+        """Every recorded version (of ``name``), ordered by name then version."""
+        return self.store.read(lambda db: q.versions_of(db, name))
+
+    def get(self, name: str, version: str) -> ImageRecord:
+        """One version; CatalogError when it does not exist."""
+        return self.store.read(lambda db: q.get(db, name, version))
+
+    def latest(self, name: str) -> ImageRecord | None:
+        """The newest verified (and not revoked) version of ``name``."""
+        return self.store.read(lambda db: q.get(db, name, v) if (v := q.latest_version(db, name)) else None)
+
+    def with_key(self, name: str, fingerprint: str) -> ImageRecord | None:
+        """The newest verified version of ``name`` baked from exactly these inputs."""
+        return self.store.read(lambda db: q.with_key(db, name, fingerprint))
+
+    def channel(self, name: str, channel: str = LATEST) -> str | None:
+        """The version ``channel`` of ``name`` points at now, or None."""
+        return self.store.read(lambda db: q.channel(db, name, channel))
+
+    def channels(self, name: str) -> dict[str, str | None]:
+        """Every channel of ``name`` and where it points (latest included)."""
+        return self.store.read(lambda db: q.channels(db, name))
+
+    def channel_history(self, name: str, channel: str) -> list[ChannelEvent]:
+        """Every move of one channel, oldest first."""
+        return self.store.read(lambda db: q.channel_history(db, name, channel))
+
+    def status_history(self, name: str, version: str) -> list[dict[str, Any]]:
+        """Every status change of a version, oldest first."""
+        return self.store.read(lambda db: q.status_history(db, name, version))
+
+    def packages(self, name: str, version: str) -> list[dict[str, str]]:
+        """The recorded package manifest of a version."""
+        return self.store.read(lambda db: q.packages(db, name, version))
+
+    def last_verification(self, name: str, version: str) -> dict[str, Any] | None:
+        """The newest verification of a version."""
+        return self.store.read(lambda db: q.last_verification(db, name, version))
+
+    def resolve(self, name: str, *, channel: str = LATEST, target: str = "local",
+                region: str | None = None) -> Artifact:
+        """The artifact deploy tooling should use for ``name`` on ``channel``, ``target`` and ``region``."""
+        return self.store.read(lambda db: q.resolve(db, name, channel_name=channel, target=target, region=region))
+
+    def export(self) -> dict[str, Any]:
+        """The whole catalog in the documented JSON shape (schema_version 1)."""
+        return self.store.read(exp.export)
+
+    def dump(self) -> dict[str, Any]:
+        """Every row of every table: the lossless form a remote store keeps."""
+        return self.store.read(schema.dump)
