@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from pipeline.errors import ConfigError
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 FOUNDATION = "foundation"
 CONFIG_FILE = "kiln.toml"
+IMAGE_KEYS = {"parent", "playbook", "specs", "forward", "description"}
 
 
 @dataclass(frozen=True)
@@ -35,31 +36,19 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class Paths:
-    """Where Kiln reads its project and keeps its state."""
+    """Where Kiln reads its project and keeps its state; the rest lives in ``home``."""
 
     project: Path
     home: Path
     cache: Path
+    catalog: Path = field(init=False)  # the SQLite catalog file
+    store: Path = field(init=False)  # content-addressed image store (local target)
+    logs: Path = field(init=False)  # one directory per bake run
+    runs: Path = field(init=False)  # scratch space of running bakes (temporary disks, keys, seeds)
 
-    @property
-    def catalog(self) -> Path:
-        """The SQLite catalog file."""
-        return self.home / "catalog.db"
-
-    @property
-    def store(self) -> Path:
-        """Content-addressed image store (local target)."""
-        return self.home / "images"
-
-    @property
-    def logs(self) -> Path:
-        """One directory per bake run."""
-        return self.home / "logs"
-
-    @property
-    def runs(self) -> Path:
-        """Scratch space of running bakes (temporary disks, keys, seeds)."""
-        return self.home / "runs"
+    def __post_init__(self) -> None:
+        for name, below in (("catalog", "catalog.db"), ("store", "images"), ("logs", "logs"), ("runs", "runs")):
+            object.__setattr__(self, name, self.home / below)
 
 
 def default_paths(env: Mapping[str, str] | None = None) -> Paths:
@@ -99,6 +88,21 @@ class Project:
             current = spec.parent
         return list(reversed(chain))
 
+    def order(self, names: Iterable[str]) -> list[ImageSpec]:
+        """``names`` and all their ancestors, parents before children, each once."""
+        seen: dict[str, ImageSpec] = {}
+        for name in names:
+            for spec in self.lineage(name):
+                seen.setdefault(spec.name, spec)
+        return sorted(seen.values(), key=lambda s: (len(self.lineage(s.name)), s.name))
+
+    def forwards(self, name: str) -> dict[str, int]:
+        """Ports the image and its ancestors ask to reach from the host while it runs (label → guest port)."""
+        found: dict[str, int] = {}
+        for spec in self.lineage(name):
+            found.update(spec.forward)
+        return found
+
     def children(self, name: str) -> list[str]:
         """Images whose parent is ``name``."""
         return sorted(n for n, s in self.images.items() if s.parent == name)
@@ -130,38 +134,45 @@ def load(root: Path) -> Project:
     raw_images = data.get("images")
     if not isinstance(raw_images, dict) or not raw_images:
         raise ConfigError(f"{path}: no [images.<name>] tables", hint="declare at least one image")
-    images: dict[str, ImageSpec] = {}
-    allowed = {"parent", "playbook", "specs", "forward", "description"}
-    for name, table in raw_images.items():
-        where = f"{path}:{_line_of(text, f'[images.{name}]')}"
-        if not NAME_RE.match(name) or name == FOUNDATION:
-            raise ConfigError(f"{where}: invalid image name {name!r}",
-                              hint="use lower-case letters, digits and dashes (not 'foundation')")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: images.{name} must be a table")
-        unknown = set(table) - allowed
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in [images.{name}]",
-                              hint=f"allowed: {', '.join(sorted(allowed))}")
-        forward = table.get("forward", {})
-        if not isinstance(forward, dict) or not all(
-                isinstance(v, int) and 0 < v < 65536 and re.match(r"^[a-z][a-z0-9_]*$", k)
-                for k, v in forward.items()):
-            raise ConfigError(f"{where}: images.{name}.forward must map lower-case labels to ports",
-                              hint='example: forward = { http = 80 }')
-        playbook = root / table.get("playbook", f"playbooks/{name}.yml")
-        specs = root / table.get("specs", f"specs/{name}")
-        if not playbook.is_file():
-            raise ConfigError(f"{where}: playbook {playbook.relative_to(root)} for image {name!r} not found",
-                              hint="create it or set 'playbook' in the image's table")
-        if not specs.is_dir():
-            raise ConfigError(f"{where}: spec folder {specs.relative_to(root)} for image {name!r} not found",
-                              hint="create it with at least one test_*.py file")
-        parent = table.get("parent")
-        if parent is not None and not isinstance(parent, str):
-            raise ConfigError(f"{where}: images.{name}.parent must be a string")
-        images[name] = ImageSpec(name=name, parent=parent, playbook=playbook, specs=specs,
-                                 forward=dict(forward), description=str(table.get("description", "")))
+    images = {name: image_spec(root, name, table, f"{path}:{_line_of(text, f'[images.{name}]')}")
+              for name, table in raw_images.items()}
+    check_lineage(images, path, text)
+    return Project(root=root, images=images)
+
+
+def image_spec(root: Path, name: str, table: object, where: str) -> ImageSpec:
+    """One ``[images.<name>]`` table, checked; ``where`` is its ``file:line``."""
+    if not NAME_RE.match(name) or name == FOUNDATION:
+        raise ConfigError(f"{where}: invalid image name {name!r}",
+                          hint="use lower-case letters, digits and dashes (not 'foundation')")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: images.{name} must be a table")
+    unknown = set(table) - IMAGE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in [images.{name}]",
+                          hint=f"allowed: {', '.join(sorted(IMAGE_KEYS))}")
+    forward = table.get("forward", {})
+    if not isinstance(forward, dict) or not all(
+            isinstance(v, int) and 0 < v < 65536 and re.match(r"^[a-z][a-z0-9_]*$", k) for k, v in forward.items()):
+        raise ConfigError(f"{where}: images.{name}.forward must map lower-case labels to ports",
+                          hint='example: forward = { http = 80 }')
+    playbook = root / table.get("playbook", f"playbooks/{name}.yml")
+    specs = root / table.get("specs", f"specs/{name}")
+    if not playbook.is_file():
+        raise ConfigError(f"{where}: playbook {playbook.relative_to(root)} for image {name!r} not found",
+                          hint="create it or set 'playbook' in the image's table")
+    if not specs.is_dir():
+        raise ConfigError(f"{where}: spec folder {specs.relative_to(root)} for image {name!r} not found",
+                          hint="create it with at least one test_*.py file")
+    parent = table.get("parent")
+    if parent is not None and not isinstance(parent, str):
+        raise ConfigError(f"{where}: images.{name}.parent must be a string")
+    return ImageSpec(name=name, parent=parent, playbook=playbook, specs=specs, forward=dict(forward),
+                     description=str(table.get("description", "")))
+
+
+def check_lineage(images: Mapping[str, ImageSpec], path: Path, text: str) -> None:
+    """Every parent is declared, and no image is its own ancestor."""
     for spec in images.values():
         if spec.parent is not None and spec.parent not in images:
             where = f"{path}:{_line_of(text, f'[images.{spec.name}]')}"
@@ -176,4 +187,3 @@ def load(root: Path) -> Project:
                 raise ConfigError(f"{path}: parent cycle {cycle}", hint="an image cannot be its own ancestor")
             seen.append(current)
             current = images[current].parent
-    return Project(root=root, images=images)

@@ -38,18 +38,3 @@ def compare(catalog: Catalog, a: tuple[str, str], b: tuple[str, str]) -> Diff:
     vb = dict(rec_b.inputs.get("values", {}) or {})
     values = sorted((k, str(va.get(k, "")), str(vb.get(k, ""))) for k in set(va) | set(vb) if va.get(k) != vb.get(k))
     return Diff(rec_a.ref, rec_b.ref, added, removed, changed, files, values)
-
-
-def render(diff: Diff) -> str:
-    """Text for people."""
-    lines = [f"{diff.a} → {diff.b}"]
-    lines.append(f"packages: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed")
-    lines += [f"  + {k} {v}" for k, v in diff.added]
-    lines += [f"  - {k} {v}" for k, v in diff.removed]
-    lines += [f"  ~ {k} {old} → {new}" for k, old, new in diff.changed]
-    lines.append(f"input files changed: {len(diff.files)}")
-    lines += [f"  {f}" for f in diff.files]
-    if diff.values:
-        lines.append("other inputs changed:")
-        lines += [f"  {k}: {old or '(none)'} → {new or '(none)'}" for k, old, new in diff.values]
-    return "\n".join(lines)

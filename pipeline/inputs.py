@@ -10,16 +10,18 @@ exactly which file changed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pipeline.config import ImageSpec
 from pipeline.errors import ConfigError
 
 TEMPLATE_FILES = ("packer/image", "packer/finalize.sh", "packer/plugins.pkr.hcl", "playbooks/ansible.cfg")
+SPEC_SHARED = ("specs/conftest.py", "specs/pytest.ini")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,14 @@ class Inputs:
     def to_json(self) -> dict[str, Any]:
         """For the run's log folder and the catalog."""
         return {"key": self.key, "files": dict(sorted(self.files.items())), "values": dict(self.values)}
+
+    def changed_since(self, old: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        """Files and values that differ from a recorded bake's inputs (its ``to_json()``)."""
+        old_files = dict(old.get("files", {}) or {})
+        old_values = dict(old.get("values", {}) or {})
+        files = sorted(p for p in set(old_files) | set(self.files) if old_files.get(p) != self.files.get(p))
+        values = sorted(k for k in set(old_values) | set(self.values) if old_values.get(k) != self.values.get(k))
+        return files, values
 
 
 def file_digest(path: Path) -> str:
@@ -116,3 +126,15 @@ def collect(root: Path, playbook: Path, values: Mapping[str, str]) -> Inputs:
     paths += playbook_files(root, playbook)
     files = {str(p.relative_to(root)): file_digest(p) for p in paths}
     return Inputs(files=files, values=dict(values))
+
+
+def spec_digest(root: Path, lineage: Sequence[ImageSpec]) -> str:
+    """Digest of the specs an image is verified with (its own and its ancestors'): not a bake key input —
+    a change re-verifies the image instead of rebaking it."""
+    h = hashlib.sha256()
+    paths: list[Path] = [root / p for p in SPEC_SHARED if (root / p).is_file()]
+    for spec in lineage:
+        paths += sorted(p for p in spec.specs.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in paths:
+        h.update(f"{path.relative_to(root)} {file_digest(path)}\n".encode())
+    return "sha256:" + h.hexdigest()

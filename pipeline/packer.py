@@ -19,7 +19,6 @@ from pipeline.errors import BuildFailed, ToolMissing
 
 SHIMS = Path(__file__).parent / "shims"
 MIN_VERSION = (1, 6, 6)
-SOURCES = {"local": "qemu.image", "aws": "amazon-ebs.image", "aws-emulator": "amazon-ebs.emulator"}
 
 
 @dataclass(frozen=True)

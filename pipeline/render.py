@@ -5,10 +5,14 @@ The library returns values; only the tasks print, and this is how they show them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from pipeline import diff, prune
 from pipeline.catalog import LATEST, ChannelEvent, ImageRecord
+from pipeline.config import Project
+from pipeline.plan import Decision
 from pipeline.progress import grid
+from pipeline.validate import Finding
 
 
 def version_table(records: Sequence[ImageRecord]) -> str:
@@ -32,3 +36,52 @@ def channel_lines(pointers: dict[str, str | None], history: dict[str, list[Chann
             lines += [f"  {ev.at} {ev.who} {ev.action}: {ev.from_version or '-'} → {ev.to_version or '-'}"
                       + (f" ({ev.reason})" if ev.reason else "") for ev in history.get(channel, [])]
     return lines
+
+
+def graph(project: Project, decisions: Mapping[str, Decision] | None = None) -> str:
+    """The image tree, drawn: ``foundation`` at the root, each child under its parent."""
+    lines = ["foundation"]
+
+    def walk(parent: str | None, prefix: str) -> None:
+        kids = sorted(n for n, s in project.images.items() if s.parent == parent)
+        for i, name in enumerate(kids):
+            last = i == len(kids) - 1
+            note = f"  [{decisions[name].action}]" if decisions and name in decisions else ""
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{name}{note}")
+            walk(name, prefix + ("    " if last else "│   "))
+
+    walk(None, "")
+    return "\n".join(lines)
+
+
+def prune_lines(decisions: Sequence[prune.Decision], *, dry_run: bool) -> str:
+    """What goes and why each survivor stays."""
+    verb = "would delete" if dry_run else "delete"
+    lines = [f"{verb} {d.ref}" for d in decisions if d.delete]
+    lines += [f"keep {d.ref}: {', '.join(d.reasons)}" for d in decisions if not d.delete]
+    if not any(d.delete for d in decisions):
+        lines.insert(0, "nothing to prune")
+    return "\n".join(lines)
+
+
+def findings(found: Iterable[Finding]) -> str:
+    """One finding a line, then a count."""
+    items = list(found)
+    if not items:
+        return "validate: all good"
+    return "\n".join(str(f) for f in items) + f"\nvalidate: {len(items)} finding(s)"
+
+
+def diff_lines(change: diff.Diff) -> str:
+    """Text for people."""
+    lines = [f"{change.a} → {change.b}"]
+    lines.append(f"packages: {len(change.added)} added, {len(change.removed)} removed, {len(change.changed)} changed")
+    lines += [f"  + {k} {v}" for k, v in change.added]
+    lines += [f"  - {k} {v}" for k, v in change.removed]
+    lines += [f"  ~ {k} {old} → {new}" for k, old, new in change.changed]
+    lines.append(f"input files changed: {len(change.files)}")
+    lines += [f"  {f}" for f in change.files]
+    if change.values:
+        lines.append("other inputs changed:")
+        lines += [f"  {k}: {old or '(none)'} → {new or '(none)'}" for k, old, new in change.values]
+    return "\n".join(lines)

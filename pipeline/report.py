@@ -90,43 +90,55 @@ def render(doc: Mapping[str, Any], *, title: str = "Kiln image catalog") -> str:
             f'schema_version {_e(doc.get("schema_version"))} · <span id="summary"></span></p>',
             "<h2>Lineage</h2>", lineage_svg(parents)]
     for name in sorted(by_name, key=lambda n: (parents.get(n) is not None, n)):
-        versions = by_name[name]
-        chans = channels.get(name, {})
-        body.append(f'<section class="image" id="image-{_e(name)}" data-image="{_e(name)}">')
-        body.append(f"<h2>{_e(name)}</h2>")
-        body.append('<p class="channels">' + (" ".join(
-            f'<span class="channel" data-channel="{_e(c)}">{_e(c)} → {_e(v)}</span>' for c, v in sorted(chans.items()))
-            or "on no channel") + "</p>")
-        body.append("<table><thead><tr><th>version</th><th>status</th><th>parent</th><th>created</th>"
-                    "<th>artifacts</th><th>evidence</th><th>packages vs previous</th></tr></thead><tbody>")
-        previous: list[Mapping[str, str]] | None = None
-        for img in versions:
-            parent = img["parent"]
-            arts = ", ".join(_e(f"{a['region'] + ':' if a.get('region') else ''}{a['id'][:23]}")
-                             for a in img["artifacts"]) or "—"
-            evidence = " ".join(x for x in (
-                _link(img.get("log_dir"), "logs"),
-                _link(str(Path(img["log_dir"]) / "junit.xml") if img.get("log_dir") else None, "JUnit"),
-                _link(img.get("report"), "report")) if x)
-            if previous is not None and img.get("packages"):
-                changes = package_changes(previous, img["packages"])
-                rows = ([f"+ {n} {v}" for n, v in changes["added"]] + [f"− {n} {v}" for n, v in changes["removed"]]
-                        + [f"~ {n} {a} → {b}" for n, a, b in changes["changed"]])
-                summary = (f'{len(changes["added"])} added, {len(changes["removed"])} removed, '
-                           f'{len(changes["changed"])} changed')
-                pkgs = (f"<details><summary>{summary}</summary><pre>{_e(chr(10).join(rows))}</pre></details>"
-                        if rows else "no change")
-            else:
-                pkgs = f'{len(img.get("packages") or [])} packages' if img.get("packages") else "—"
-            if img.get("packages"):
-                previous = img["packages"]
-            colour = STATUS_COLOURS.get(img["status"], "#24292f")
-            body.append(
-                f'<tr class="version" data-status="{_e(img["status"])}"><td>{_e(img["version"])}</td>'
-                f'<td><span class="status" style="color:{colour}">{_e(img["status"])}</span></td>'
-                f'<td>{_e(parent["name"] + "@" + parent["version"]) if parent else "foundation"}</td>'
-                f'<td>{_e(img["created_at"])}</td><td>{arts}</td><td>{evidence}</td><td>{pkgs}</td></tr>')
-        body.append("</tbody></table></section>")
+        body += section(name, by_name[name], channels.get(name, {}))
+    return page(title, body)
+
+
+def section(name: str, versions: Sequence[Mapping[str, Any]], chans: Mapping[str, str]) -> list[str]:
+    """One image: its channels, then a table row per version."""
+    body = [f'<section class="image" id="image-{_e(name)}" data-image="{_e(name)}">', f"<h2>{_e(name)}</h2>",
+            '<p class="channels">' + (" ".join(
+                f'<span class="channel" data-channel="{_e(c)}">{_e(c)} → {_e(v)}</span>'
+                for c, v in sorted(chans.items())) or "on no channel") + "</p>",
+            "<table><thead><tr><th>version</th><th>status</th><th>parent</th><th>created</th>"
+            "<th>artifacts</th><th>evidence</th><th>packages vs previous</th></tr></thead><tbody>"]
+    previous: Sequence[Mapping[str, str]] | None = None
+    for img in versions:
+        body.append(row(img, previous))
+        if img.get("packages"):
+            previous = img["packages"]
+    body.append("</tbody></table></section>")
+    return body
+
+
+def row(img: Mapping[str, Any], previous: Sequence[Mapping[str, str]] | None) -> str:
+    """One version: status, parent, artifacts, links to its evidence, package changes against ``previous``."""
+    parent = img["parent"]
+    arts = ", ".join(_e(f"{a['region'] + ':' if a.get('region') else ''}{a['id'][:23]}")
+                     for a in img["artifacts"]) or "—"
+    evidence = " ".join(x for x in (
+        _link(img.get("log_dir"), "logs"),
+        _link(str(Path(img["log_dir"]) / "junit.xml") if img.get("log_dir") else None, "JUnit"),
+        _link(img.get("report"), "report")) if x)
+    if previous is not None and img.get("packages"):
+        changes = package_changes(previous, img["packages"])
+        rows = ([f"+ {n} {v}" for n, v in changes["added"]] + [f"− {n} {v}" for n, v in changes["removed"]]
+                + [f"~ {n} {a} → {b}" for n, a, b in changes["changed"]])
+        summary = (f'{len(changes["added"])} added, {len(changes["removed"])} removed, '
+                   f'{len(changes["changed"])} changed')
+        pkgs = (f"<details><summary>{summary}</summary><pre>{_e(chr(10).join(rows))}</pre></details>"
+                if rows else "no change")
+    else:
+        pkgs = f'{len(img.get("packages") or [])} packages' if img.get("packages") else "—"
+    colour = STATUS_COLOURS.get(img["status"], "#24292f")
+    return (f'<tr class="version" data-status="{_e(img["status"])}"><td>{_e(img["version"])}</td>'
+            f'<td><span class="status" style="color:{colour}">{_e(img["status"])}</span></td>'
+            f'<td>{_e(parent["name"] + "@" + parent["version"]) if parent else "foundation"}</td>'
+            f'<td>{_e(img["created_at"])}</td><td>{arts}</td><td>{evidence}</td><td>{pkgs}</td></tr>')
+
+
+def page(title: str, body: Sequence[str]) -> str:
+    """The whole document around ``body``, with its style and the script that fills in the summary."""
     script = """
 document.addEventListener('DOMContentLoaded', function () {
   var rows = document.querySelectorAll('tr.version');

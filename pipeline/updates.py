@@ -39,6 +39,7 @@ class Update:
 
 # -- Debian version comparison (Debian Policy 5.6.12) ------------------------------------
 
+
 def _char_order(c: str) -> int:
     if c == "~":
         return -1
@@ -80,6 +81,7 @@ def compare_versions(v1: str, v2: str) -> int:
 
 
 # -- indexes ---------------------------------------------------------------------------------
+
 
 def parse_packages(text: str) -> dict[str, str]:
     """A Packages file → {name: highest version}."""

@@ -18,15 +18,13 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import config, inputs, packer, settings, templates
+from pipeline import config, inputs, packer, targets, templates
 from pipeline.errors import ConfigError
 
 BIN = Path(sys.executable).parent
-SOURCES = {"local": "qemu.image", "aws": "amazon-ebs.image"}
 
 
 @dataclass(frozen=True)
@@ -60,17 +58,18 @@ def _from_config_error(root: Path, exc: ConfigError) -> Finding:
 
 
 def check_config(root: Path) -> tuple[config.Project | None, list[Finding]]:
-    """kiln.toml and the [aws] settings."""
+    """kiln.toml, and each target's settings in it (``[aws]``)."""
     findings = []
     project = None
     try:
         project = config.load(root)
     except ConfigError as exc:
         findings.append(_from_config_error(root, exc))
-    try:
-        settings.load(root, {})
-    except ConfigError as exc:
-        findings.append(_from_config_error(root, exc))
+    for name in targets.TARGETS:
+        try:
+            targets.target_class(name).check_settings(root)
+        except ConfigError as exc:
+            findings.append(_from_config_error(root, exc))
     return project, findings
 
 
@@ -100,7 +99,7 @@ def check_templates(root: Path, *, work: Path | None = None, cache: Path | None 
             "ansible_command": str(BIN / "ansible-playbook"),
         }
         var_file = packer.write_var_file(Path(tmp) / "v.json", variables)
-        for target, source in SOURCES.items():
+        for target, source in template_sources():
             inv = packer.validate_invocation(template_dir=template_dir, var_file=var_file, only=source,
                                              workdir=work or Path(tmp), cache=cache or Path(tmp) / "cache")
             done = subprocess.run(inv.argv, capture_output=True, text=True, env=inv.full_env(), cwd=inv.cwd,
@@ -108,6 +107,12 @@ def check_templates(root: Path, *, work: Path | None = None, cache: Path | None 
             if done.returncode != 0:
                 findings += packer_findings(root, done.stdout + done.stderr, target)
     return findings
+
+
+def template_sources() -> list[tuple[str, str]]:
+    """(target, source) for every Packer source some target's builder uses."""
+    return [(name, source) for name in targets.TARGETS
+            for builder in targets.target_class(name).builders.values() for source in builder.template_sources]
 
 
 def packer_findings(root: Path, output: str, target: str) -> list[Finding]:
@@ -205,11 +210,3 @@ def run(root: Path, *, work: Path | None = None, cache: Path | None = None) -> l
         findings += check_playbooks(root, project)
         findings += check_specs(root, project)
     return findings
-
-
-def render(findings: Iterable[Finding]) -> str:
-    """One finding a line, then a count."""
-    items = list(findings)
-    if not items:
-        return "validate: all good"
-    return "\n".join(str(f) for f in items) + f"\nvalidate: {len(items)} finding(s)"

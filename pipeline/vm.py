@@ -15,11 +15,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import proc, seed
 from pipeline.errors import KilnError
+from pipeline.guest import SshGuest
 
 BOOT_TIMEOUT = 600.0
 
@@ -38,23 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Guest:
-    """A running VM: how to reach it."""
-
-    ssh_port: int
-    access: seed.Access
-    ssh_config: Path
-    forwards: Mapping[str, int] = field(default_factory=dict)  # label -> host port
-    pid: int = 0
-    host: str = "127.0.0.1"  # a local VM's forwarded port, or an EC2 instance's address
-
-    def ssh_argv(self, *command: str) -> list[str]:
-        """argv of an ssh command into the guest."""
-        return ["ssh", *seed.ssh_options(self.access.key), "-p", str(self.ssh_port),
-                f"{self.access.user}@{self.host}", *command]
 
 
 def qemu_invocation(*, disk: Path, seed_iso: Path, ssh_port: int, forwards: Mapping[int, int],
@@ -82,7 +65,7 @@ def overlay_invocation(image: Path, overlay: Path) -> proc.Invocation:
 
 @contextlib.contextmanager
 def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
-         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT) -> Iterator[Guest]:
+         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT) -> Iterator[SshGuest]:
     """Boot ``image`` on an overlay in ``scratch``; yield once SSH and cloud-init are ready.
 
     On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed.
@@ -103,7 +86,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
                               serial_log=log_dir / f"{name}-serial.log", pidfile=scratch / "qemu.pid",
                               accel=accelerator())
         with proc.background(inv, log_dir / f"{name}-qemu.log") as vm:
-            guest = Guest(ssh_port=ssh_port, access=access,
+            guest = SshGuest(ssh_port=ssh_port, access=access,
                           ssh_config=seed.ssh_config(scratch / "ssh_config", access, control),
                           forwards=host_ports, pid=vm.pid)
             _wait_for_ssh(guest, vm, timeout, log_dir / f"{name}-serial.log")
@@ -120,7 +103,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
         shutil.rmtree(control, ignore_errors=True)
 
 
-def _wait_for_ssh(guest: Guest, vm: subprocess.Popen[bytes], timeout: float, serial: Path) -> None:
+def _wait_for_ssh(guest: SshGuest, vm: subprocess.Popen[bytes], timeout: float, serial: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if vm.poll() is not None:
@@ -135,7 +118,7 @@ def _wait_for_ssh(guest: Guest, vm: subprocess.Popen[bytes], timeout: float, ser
 
 @contextlib.contextmanager
 def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
-           timeout: float = BOOT_TIMEOUT, name: str = "verify") -> Iterator[Guest]:
+           timeout: float = BOOT_TIMEOUT, name: str = "verify") -> Iterator[SshGuest]:
     """A guest that is a remote machine (an EC2 instance): SSH on port 22, ports reached through SSH tunnels.
 
     Tunnels stand in for QEMU's port forwards, so the same specs test the same
@@ -146,8 +129,8 @@ def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forw
     tunnels: list[subprocess.Popen[bytes]] = []
     try:
         host_ports = {label: free_port() for label in (forwards or {})}
-        guest = Guest(ssh_port=22, access=access, ssh_config=seed.ssh_config(scratch / "ssh_config", access, control),
-                      forwards=host_ports, host=host)
+        guest = SshGuest(ssh_port=22, access=access, forwards=host_ports, host=host,
+                         ssh_config=seed.ssh_config(scratch / "ssh_config", access, control))
         deadline = time.monotonic() + timeout
         while subprocess.run(guest.ssh_argv("true"), check=False, capture_output=True, stdin=subprocess.DEVNULL,
                              timeout=60).returncode != 0:

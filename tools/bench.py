@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import foundation
+from pipeline import foundation, targets
 from pipeline.catalog import Catalog
-from pipeline.config import Paths, Project
+from pipeline.config import Paths, Project, default_paths, load
+from pipeline.plan import UP_TO_DATE, Planner
 from pipeline.progress import fmt_seconds, grid
 
 
@@ -70,14 +71,11 @@ def _invoke(*args: str, env: dict[str, str], cwd: Path) -> tuple[float, subproce
 
 def outdated(paths: Paths, image: str) -> list[str]:
     """What a bake of ``image`` would do that is not a no-op (empty when all is up to date)."""
-    from pipeline import plan as plan_mod
-    from pipeline.bake import Tools
-    from pipeline.config import load
-
-    with Catalog.open(paths.catalog, create=False) as cat:
-        planner = plan_mod.Planner(project=load(paths.project), catalog=cat,
-                                   tool_values=Tools.detect().values("local"))
-        return [d.describe() for d in planner.plan([image]) if d.action != plan_mod.UP_TO_DATE]
+    local = targets.open_target("local", paths)
+    values = targets.key_values(local, targets.builder(local))
+    with local.open_catalog(create=False) as cat:
+        planner = Planner(load(paths.project), cat, local, values)
+        return [d.describe() for d in planner.plan([image]) if d.action != UP_TO_DATE]
 
 
 def noop_bake(paths: Paths, image: str, repeat: int = 3) -> tuple[float | None, str]:
@@ -181,3 +179,9 @@ def report(paths: Paths, project: Project, *, with_headline: bool = True) -> str
                   "", "size on disk (a child stores only its delta on its parent):",
                   grid(("IMAGE", "VERSION", "STORED", "FLATTENED", "RATIO"), sizes(cat, project))]
     return "\n".join(lines)
+
+
+def main() -> str:
+    """``invoke bench``: the figures for this machine's KILN_HOME and project."""
+    paths = default_paths()
+    return report(paths, load(paths.project))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store, vm
+from pipeline import vm
+from pipeline.targets.local import image_store
 from tests.conftest import ROOT, copy_project
 
 pytestmark = pytest.mark.e2e
@@ -100,7 +101,7 @@ def test_catalog_records_both_verified_with_lineage(export):
         [art] = img["artifacts"]
         assert art["target"] == "local" and art["region"] is None
         assert Path(art["path"]).name == f"{img['name']}-{img['version']}.qcow2"
-        assert art["id"] == "sha256:" + store.digest_file(Path(art["path"]))
+        assert art["id"] == "sha256:" + image_store.digest_file(Path(art["path"]))
 
 
 def test_app_stores_only_its_delta_on_the_base(export):
@@ -108,8 +109,8 @@ def test_app_stores_only_its_delta_on_the_base(export):
     [app] = images(export, "app")
     base_path = base["artifacts"][0]["path"]
     app_path = app["artifacts"][0]["path"]
-    assert store.backing_file(Path(app_path)) == base_path
-    assert store.backing_file(Path(base_path)) is None
+    assert image_store.backing_file(Path(app_path)) == base_path
+    assert image_store.backing_file(Path(base_path)) is None
     assert Path(app_path).stat().st_size < Path(base_path).stat().st_size / 3
 
 

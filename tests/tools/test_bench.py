@@ -2,8 +2,9 @@ import json
 import subprocess
 from datetime import UTC, datetime
 
-from pipeline import config, store
+from pipeline import config
 from pipeline.catalog import Artifact, Catalog
+from pipeline.targets.local import image_store
 from tools import bench
 
 
@@ -21,7 +22,7 @@ def test_report_shows_step_times_and_delta_sizes(root, tmp_path):
     base_img, app_img = tmp_path / "base.qcow2", tmp_path / "app.qcow2"
     qcow2(base_img, data=b"x" * (4 << 20))
     qcow2(app_img, backing=base_img)
-    assert store.backing_file(app_img) == str(base_img)
+    assert image_store.backing_file(app_img) == str(base_img)
     paths = config.Paths(project=root, home=tmp_path / "home", cache=tmp_path / "cache")
     project = config.load(root)
     with Catalog.open(paths.catalog) as cat:

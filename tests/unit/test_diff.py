@@ -1,4 +1,4 @@
-from pipeline import diff
+from pipeline import diff, render
 from pipeline.catalog import Catalog
 
 
@@ -22,7 +22,7 @@ def test_diff_packages_and_inputs(tmp_path):
     assert d.changed == [("openssl:amd64", "3.0.15-1", "3.0.17-1")]
     assert d.files == ["a.yml", "c.yml"]
     assert d.values == [("packer", "1.6.6", "1.11.2")]
-    text = diff.render(d)
+    text = render.diff_lines(d)
     assert "packages: 1 added, 1 removed, 1 changed" in text
     assert "  ~ openssl:amd64 3.0.15-1 → 3.0.17-1" in text
     assert "input files changed: 2" in text

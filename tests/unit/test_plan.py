@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
+from pipeline import config, inputs, render
 from pipeline import plan as plan_mod
 from pipeline.catalog import Artifact, Catalog
+from pipeline.targets.local import LocalTarget
 
 TOOLS = {"packer": "1.6.6", "ansible-core": "2.19.14", "target": "local"}
 
@@ -19,7 +20,8 @@ def env(project_copy: Path, tmp_path: Path):
 
 
 def planner(project_root: Path, cat: Catalog, tools=TOOLS) -> plan_mod.Planner:
-    return plan_mod.Planner(project=config.load(project_root), catalog=cat,
+    paths = config.Paths(project=project_root, home=project_root, cache=project_root)
+    return plan_mod.Planner(project=config.load(project_root), catalog=cat, target=LocalTarget(paths),
                             tool_values=tools)
 
 
@@ -35,8 +37,8 @@ def record_all(root: Path, cat: Catalog) -> None:
                            inputs=found.to_json())
         cat.add_artifact(spec.name, v, Artifact(target="local", id=f"sha256:{spec.name}{v}", path="/p"))
         cat.set_status(spec.name, v, "verified")
-        cat.record_verification(spec.name, v, spec_digest=plan_mod.spec_digest(p.project, spec.name), ok=True,
-                                report=None)
+        digest = inputs.spec_digest(p.project.root, p.project.lineage(spec.name))
+        cat.record_verification(spec.name, v, spec_digest=digest, ok=True, report=None)
 
 
 def actions(root, cat, **kw):
@@ -124,7 +126,7 @@ def test_foundation_recipe_is_a_base_input(env):
 
 def test_graph_is_drawn(root):
     project = config.load(root)
-    assert plan_mod.graph(project) == "foundation\n└── base\n    └── app"
+    assert render.graph(project) == "foundation\n└── base\n    └── app"
 
 
 def test_security_updates_are_a_reason_to_rebake(env):

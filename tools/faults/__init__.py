@@ -21,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pipeline.errors import KilnError
 from tools.faults.cases import CHAIN, EXIT_CODES, WRITERS, Case, Outcome, table, write_json
 from tools.faults.chain import run_chain
 from tools.faults.judge import half_published, leftovers, tmp_entries, version_in
@@ -32,7 +34,7 @@ from tools.faults.writers import s3_writers, sqlite_writers
 
 __all__ = ["CHAIN", "EXIT_CODES", "WRITERS", "Case", "Outcome", "Watch", "become_subreaper", "descendants",
            "half_published", "leftovers", "run", "s3_writers", "sqlite_writers", "table", "tmp_entries", "version_in",
-           "workspace", "write_json"]
+           "main", "workspace", "write_json"]
 
 
 def run(workdir: Path, *, only: str = "all", say: Callable[[str], None] = print) -> list[Outcome]:
@@ -63,3 +65,24 @@ def workspace(keep: Path | None) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(*, only: str = "all", json_path: Path | None = None, keep: Path | None = None) -> None:
+    """``invoke faults``: run the cases, print the table; KilnError when any case failed."""
+    if only not in ("all", "interrupts", "writers"):
+        raise KilnError(f"--only {only!r} is not a part of the suite", hint="use all, interrupts or writers")
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    with workspace(keep) as folder:
+        outcomes = run(folder, only=only, say=say)
+    if json_path is not None:
+        write_json(outcomes, json_path)
+    print()
+    print(table(outcomes))
+    failed = [o for o in outcomes if not o.ok]
+    for o in failed:
+        print(f"{o.case}: {'; '.join(o.problems + o.details[:5]) or o.resumed}", file=sys.stderr)
+    if failed:
+        raise KilnError(f"{len(failed)} of {len(outcomes)} fault case(s) failed (details above)")

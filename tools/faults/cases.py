@@ -75,6 +75,7 @@ class Outcome:
         """No orphan, nothing half-published, resumed where that applies, and no other problem."""
         return not self.orphans and not self.half_published and self.resumed in ("yes", "-") and not self.problems
 
+
 def table(outcomes: Sequence[Outcome]) -> str:
     """The figures, one row per case."""
     rows = [(o.case, o.phase, str(o.orphans), str(o.half_published), o.resumed.split(":")[0],
@@ -83,6 +84,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
             for o in outcomes]
     return grid(("CASE", "PHASE", "ORPHANS", "HALF-PUBLISHED", "RESUMED OK", "SECONDS", "STOP S", "EXIT",
                  "VERDICT"), rows)
+
 
 def write_json(outcomes: Sequence[Outcome], path: Path) -> None:
     """The outcomes as JSON, for tests and CI artifacts."""

@@ -25,6 +25,7 @@ def kiln_env(home: Path, cache: Path, extra: dict[str, str] | None = None) -> di
     env = {k: v for k, v in os.environ.items() if k not in (PAUSE_ENV, PAUSE_SECONDS_ENV)}
     return {**env, "KILN_HOME": str(home), "KILN_CACHE": str(cache), "NO_COLOR": "1", **(extra or {})}
 
+
 def start_bake(image: str, env: dict[str, str]) -> Watch:
     """``invoke bake IMAGE`` as a terminal would start it (SIGINT not ignored)."""
     invoke = str(Path(sys.executable).parent / "invoke")
@@ -32,6 +33,7 @@ def start_bake(image: str, env: dict[str, str]) -> Watch:
         [invoke, "bake", image], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return Watch(proc)
+
 
 def interrupt(case: Case, home: Path, cache: Path, say: Callable[[str], None]) -> tuple[Outcome, Watch]:
     """Run ``invoke bake app``, stop it with ``case.signal`` inside ``case.phase``, and look around."""
@@ -74,6 +76,7 @@ def interrupt(case: Case, home: Path, cache: Path, say: Callable[[str], None]) -
     outcome.details = left + half
     return outcome, watch
 
+
 def run_chain(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
     """The ten interrupt cases, then two bakes at once that must finish what they left."""
     from pipeline.catalog import Catalog
@@ -110,6 +113,7 @@ def run_chain(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
             return outcomes
     outcomes.append(finish_twice(home, cache, pending, status, say))
     return outcomes
+
 
 def finish_twice(home: Path, cache: Path, pending: list[tuple[Case, Outcome]],
                  status: Callable[[str, str], str], say: Callable[[str], None]) -> Outcome:

@@ -13,9 +13,11 @@ from tools.faults.watch import Watch
 
 TMP_PATTERNS = ("kiln-*", "packer*", "mmdebstrap.*", "apt-dpkg-install-*", "tmp*")
 
+
 def tmp_entries() -> set[Path]:
     """The temporary folders and files that the tools Kiln runs may create in /tmp."""
     return {p for pattern in TMP_PATTERNS for p in Path("/tmp").glob(pattern)}
+
 
 def leftovers(home: Path, cache: Path, tmp_before: set[Path]) -> list[str]:
     """Temporary disks, folders, mounts and loop devices a stopped bake left behind."""
@@ -34,6 +36,7 @@ def leftovers(home: Path, cache: Path, tmp_before: set[Path]) -> list[str]:
             if str(cache) in name or str(home) in name:
                 found.append(f"loop device: {backing.parent.parent.name} on {name}")
     return found
+
 
 def half_published(home: Path, interrupted: tuple[str, str] | None) -> list[str]:
     """Catalog records that claim more than is true, and store files no record owns."""
@@ -72,6 +75,7 @@ def half_published(home: Path, interrupted: tuple[str, str] | None) -> list[str]
 
 VERSION = re.compile(r"\b([a-z][a-z0-9_-]*)@([0-9][0-9A-Za-z.\-]*)")
 
+
 def version_in(lines: Sequence[str], image: str) -> str:
     """The version of ``image`` that a bake's output last mentions."""
     found = ""
@@ -80,6 +84,7 @@ def version_in(lines: Sequence[str], image: str) -> str:
             if name == image:
                 found = version.rstrip(".:;,")
     return found
+
 
 def judge_resume(case: Case, outcome: Outcome, nxt: Watch, catalog_status: Callable[[str, str], str]) -> str:
     """Did the next bake start again where ``case`` stopped it, without redoing finished work?"""

@@ -30,6 +30,7 @@ def descendants(root: int, table: dict[int, Proc], known: Iterable[int] = ()) ->
                 todo.append(child)
     return out
 
+
 def become_subreaper() -> None:
     """Have orphans of the bakes we start re-parented to this process, not to init.
 
@@ -41,6 +42,7 @@ def become_subreaper() -> None:
     pr_set_child_subreaper = 36
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
+
 def reap(table: dict[int, Proc]) -> None:
     """Collect exited orphans re-parented to us (call it only once the bakes started here were waited for)."""
     me = os.getpid()
@@ -48,6 +50,7 @@ def reap(table: dict[int, Proc]) -> None:
         if p.ppid == me and p.state == "Z":
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(p.pid, os.WNOHANG)
+
 
 class Watch:
     """Follows a running bake: its output lines as they come, and every process it started."""
@@ -119,6 +122,7 @@ class Watch:
     def has_line(self, *words: str) -> bool:
         """Whether an output line contains every one of ``words``."""
         return any(all(w in line for w in words) for line in self.lines)
+
 
 def phase_reached(case: Case, watch: Watch) -> Callable[[dict[int, Proc]], bool]:
     """The condition that says the bake is inside ``case.phase`` now."""

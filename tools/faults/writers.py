@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,20 @@ def write_once(cat: Any, n: int) -> None:
     cat.set_status("app", v, "verified")
     cat.promote("app", v, "prod")
 
+
 def count_writes(cat: Any) -> tuple[int, int, int]:
     """(records, distinct writers, promotions) of the writers' image."""
     records = cat.versions("app")
     promotes = [e for e in cat.channel_history("app", "prod") if e.action == "promote"]
     return len(records), len({r.run_id for r in records}), len(promotes)
 
+
 def _sqlite_writer(path: str, n: int) -> None:
     from pipeline.catalog import Catalog
 
     with Catalog.open(Path(path)) as cat:
         write_once(cat, n)
+
 
 def sqlite_writers(workdir: Path, writers: int = WRITERS) -> Outcome:
     """``writers`` processes write one catalog file at once; every update must be there."""
@@ -42,19 +46,14 @@ def sqlite_writers(workdir: Path, writers: int = WRITERS) -> Outcome:
     outcome = Outcome(case=f"{writers} SQLite writers", phase="catalog write")
     path = workdir / "writers.db"
     Catalog.open(path).close()
-    started = time.monotonic()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_sqlite_writer, args=(str(path), n)) for n in range(writers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(300)
-    outcome.seconds = time.monotonic() - started
-    outcome.orphans = sum(1 for p in procs if p.is_alive())
+    outcome.seconds, outcome.orphans = run_all(procs, 300)
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     with Catalog.open(path) as cat:
         counted = count_writes(cat)
     return _writers_verdict(outcome, writers, counted, [f"writer exit codes {failed}"] if failed else [])
+
 
 def s3_writers(writers: int = WRITERS) -> Outcome:
     """``writers`` threads write the S3 catalog document at once, against a moto server on 127.0.0.1."""
@@ -89,14 +88,8 @@ def s3_writers(writers: int = WRITERS) -> Outcome:
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 errors.append(repr(exc))
 
-        started = time.monotonic()
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(600)
-        outcome.seconds = time.monotonic() - started
-        outcome.orphans = sum(1 for t in threads if t.is_alive())
+        outcome.seconds, outcome.orphans = run_all(threads, 600)
         counted = count_writes(Catalog(S3Store(client(), "kiln-catalog", "catalog.json")))
     finally:
         server.stop()
@@ -106,6 +99,17 @@ def s3_writers(writers: int = WRITERS) -> Outcome:
             else:
                 os.environ[k] = v
     return _writers_verdict(outcome, writers, counted, errors[:3])
+
+
+def run_all(workers: Sequence[Any], timeout: float) -> tuple[float, int]:
+    """Start every writer (thread or process) at once, wait for all; (seconds, how many never finished)."""
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout)
+    return time.monotonic() - started, sum(1 for w in workers if w.is_alive())
+
 
 def _writers_verdict(outcome: Outcome, writers: int, counted: tuple[int, int, int], problems: list[str]) -> Outcome:
     lost = sum(writers - c for c in counted)

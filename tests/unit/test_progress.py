@@ -1,6 +1,4 @@
-import hashlib
-
-from pipeline import progress, store
+from pipeline import progress
 
 
 def test_fmt_seconds():
@@ -25,33 +23,6 @@ def test_reporter_writes_stream_and_log(tmp_path):
     rep.line("base: build …")
     assert "base: build …" in stream.getvalue()
     assert "base: build …" in (tmp_path / "bake.log").read_text()
-
-
-def test_store_is_content_addressed_and_read_only(tmp_path):
-    src = tmp_path / "out.qcow2"
-    src.write_bytes(b"image bytes")
-    artifact_id, path = store.put(tmp_path / "store", src, "base", "2026.1127.141438")
-    digest = hashlib.sha256(b"image bytes").hexdigest()
-    assert artifact_id == f"sha256:{digest}"
-    assert path == tmp_path / "store" / f"sha256-{digest}" / "base-2026.1127.141438.qcow2"
-    assert path.read_bytes() == b"image bytes" and not src.exists()
-    assert path.stat().st_mode & 0o222 == 0
-
-
-def test_last_activity_and_failure_line_from_packer_log(tmp_path):
-    from pipeline import bake
-
-    log = tmp_path / "packer.log"
-    log.write_text(
-        "2026-11-27T14:25:47Z: ==> qemu.image: Waiting for SSH to become available...\n"
-        "2026-11-27T14:25:49Z:     qemu.image: TASK [chrony : Install chrony] *****\n"
-        "2026-11-27T14:25:50Z:     qemu.image: fatal: [default]: FAILED! => {\"msg\": \"No package chrony\"}\n"
-        "2026-11-27T14:25:51Z: Build 'qemu.image' errored after 49 seconds: Error executing Ansible\n")
-    assert bake.last_activity(log) == "(chrony : Install chrony)"
-    assert bake.packer_failure(log) == "task [chrony : Install chrony] failed"
-    log.write_text("2026-11-27T14:25:47Z: ==> qemu.image: Waiting for SSH to become available...\n")
-    assert bake.last_activity(log) == "(Waiting for SSH to become available...)"
-    assert bake.last_activity(tmp_path / "none") == ""
 
 
 def test_colour_only_on_a_terminal(tmp_path, monkeypatch):

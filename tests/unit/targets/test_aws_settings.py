@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import settings
 from pipeline.errors import ConfigError
+from pipeline.targets.aws import settings
 
 
 def project(tmp_path: Path, aws: str = "") -> Path:

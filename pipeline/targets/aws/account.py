@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.errors import KilnError
-from pipeline.settings import AwsSettings
+from pipeline.targets.aws.settings import AwsSettings
 
 TAG_PREFIX = "kiln:"
 
@@ -94,6 +94,22 @@ class Account:
         ids = list(resources)
         if ids:
             self.client("ec2", region).create_tags(Resources=ids, Tags=tag_list(tags))
+
+
+class AwsPlace(Protocol):
+    """What the aws target's builder and verification need of it."""
+
+    settings: AwsSettings
+    emulated: bool
+
+    @property
+    def account(self) -> Account:
+        """boto3 clients for the configured regions."""
+        ...
+
+    def layer_tags(self, run: Any, layer: Any) -> dict[str, str]:
+        """Provenance tags of a layer's AMIs and snapshots."""
+        ...
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:

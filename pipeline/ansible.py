@@ -1,25 +1,22 @@
-"""The verification gate: idempotence (Molecule's check) then specs (testinfra).
+"""Ansible through ansible-runner: the environment every run gets, and the idempotence check.
 
-Both run in one boot of a throwaway overlay. A playbook that changes anything on
-its second run does not describe a stable image; specs check state and
-behaviour. Only an image that passes both may be recorded ``verified``.
+A playbook that changes anything on its second run does not describe a stable
+image (Molecule's check); the gate runs it against the guest and names every
+task that changed or failed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import proc
-from pipeline.vm import Guest
+from pipeline.guest import Guest
 
 
 @dataclass(frozen=True)
@@ -29,17 +26,6 @@ class IdempotenceResult:
     ok: bool
     changed_tasks: tuple[str, ...]
     failed_tasks: tuple[str, ...]
-    log: Path
-
-
-@dataclass(frozen=True)
-class SpecResult:
-    """Outcome of the spec run, read back from its JUnit report."""
-
-    ok: bool
-    tests: int
-    failures: tuple[str, ...]
-    junit: Path
     log: Path
 
 
@@ -110,12 +96,8 @@ def run_playbook(work: Path, playbook: Path, *, inventory: Mapping[str, Any], ex
 def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mapping[str, Any],
                 work: Path, stream: bool = False) -> IdempotenceResult:
     """Run ``playbook`` once more through ansible-runner; any changed task fails the check."""
-
     work.mkdir(parents=True, exist_ok=True)
-    inventory = {"all": {"hosts": {"guest": {
-        "ansible_host": guest.host, "ansible_port": guest.ssh_port, "ansible_user": guest.access.user,
-        "ansible_ssh_private_key_file": str(guest.access.key),
-        "ansible_python_interpreter": "/usr/bin/python3"}}}}
+    inventory = {"all": {"hosts": {"guest": guest.ansible_host()}}}
     # ansible-runner finds ansible-playbook on the child's PATH: make it Kiln's own.
     envvars = {**ansible_env(project),
                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
@@ -129,72 +111,3 @@ def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mappi
     if runner.status != "successful" and not failed:
         failed.append(f"ansible-runner status {runner.status} (rc {runner.rc})")
     return IdempotenceResult(ok=ok, changed_tasks=tuple(changed), failed_tasks=tuple(failed), log=log)
-
-
-def spec_invocation(guest: Guest, *, spec_dirs: Sequence[Path], junit: Path,
-                    env: Mapping[str, str]) -> proc.Invocation:
-    """pytest-testinfra over SSH against the guest, one JUnit report."""
-    return proc.Invocation(
-        argv=(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--tb=short",
-              f"--hosts=ssh://{guest.access.user}@{guest.host}:{guest.ssh_port}",
-              f"--ssh-config={guest.ssh_config}", "--sudo", f"--junitxml={junit}",
-              *(str(d) for d in spec_dirs)),
-        env=dict(env),
-    )
-
-
-def spec_env(guest: Guest, identity: Mapping[str, str]) -> dict[str, str]:
-    """What specs learn about the image and the VM (see specs/conftest.py)."""
-    env = {f"KILN_{key.upper()}": value for key, value in identity.items()}
-    env["KILN_SSH_PORT"] = str(guest.ssh_port)
-    env["KILN_SSH_HOST"] = guest.host
-    env["KILN_SSH_KEY"] = str(guest.access.key)
-    env["KILN_SSH_USER"] = guest.access.user
-    for label, port in guest.forwards.items():
-        env[f"KILN_FORWARD_{label.upper()}"] = f"127.0.0.1:{port}"
-    return env
-
-
-def read_junit(junit: Path) -> tuple[int, list[str]]:
-    """Number of tests and the ids of failing ones from a JUnit XML file."""
-    try:
-        root = ET.parse(junit).getroot()
-    except (OSError, ET.ParseError):
-        return 0, ["(no JUnit report was written)"]
-    tests = 0
-    failures: list[str] = []
-    for case in root.iter("testcase"):
-        tests += 1
-        if case.find("failure") is not None or case.find("error") is not None:
-            failures.append(f"{case.get('classname', '')}::{case.get('name', '')}")
-    return tests, failures
-
-
-def specs(guest: Guest, *, spec_dirs: Sequence[Path], identity: Mapping[str, str], work: Path,
-          stream: bool = False) -> SpecResult:
-    """Run the spec folders against the guest; the JUnit file is the source of truth."""
-    work.mkdir(parents=True, exist_ok=True)
-    junit = work / "junit.xml"
-    log = work / "specs.log"
-    inv = spec_invocation(guest, spec_dirs=spec_dirs, junit=junit, env=spec_env(guest, identity))
-    result = proc.run(inv, log, check=False, stream=stream)
-    tests, failures = read_junit(junit)
-    ok = result.returncode == 0 and tests > 0 and not failures
-    if result.returncode != 0 and not failures:
-        failures.append(f"pytest exited {result.returncode}")
-    return SpecResult(ok=ok, tests=tests, failures=tuple(failures), junit=junit, log=log)
-
-
-def package_manifest(guest: Guest) -> list[dict[str, str]]:
-    """Every installed package (name, version, architecture) of the running guest."""
-    out = subprocess.run(
-        guest.ssh_argv("dpkg-query", "-W", "-f", "'${Package}\\t${Version}\\t${Architecture}\\n'"),
-        check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120).stdout
-    rows = [line.split("\t") for line in out.splitlines() if line.count("\t") == 2]
-    return [{"name": n, "version": v, "architecture": a} for n, v, a in rows]
-
-
-def write_json(path: Path, doc: object) -> Path:
-    """Write a JSON document (reports, manifests)."""
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path

@@ -1,0 +1,104 @@
+"""Bake, plan, the image list and the foundation, for any target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import bake as bake_mod
+from pipeline import config, foundation, targets, updates
+from pipeline.errors import ConfigError, KilnError
+from pipeline.layer import Git
+from pipeline.plan import Decision, Planner
+from pipeline.progress import Reporter, Row
+from pipeline.run import Run, StepHook, new_run_id
+
+
+def select(project: config.Project, image: str, all_: bool) -> list[str]:
+    """The images a task works on: IMAGE, or every image with ``--all``."""
+    if all_ and image:
+        raise ConfigError("give an IMAGE or --all, not both")
+    if all_:
+        return sorted(project.images)
+    project.get(image)
+    return [image]
+
+
+def security_checker(root: Path, cache: Path, reporter: Reporter) -> Callable[[list[dict[str, str]]], list[Any]] | None:
+    """The pending-update check for the foundation's apt sources; None (and a line saying why) when unavailable."""
+    try:
+        recipe = foundation.Recipe.load(root / "packer" / "foundation")
+        return updates.checker(recipe.sources, cache / "debian-indexes")
+    except KilnError as exc:
+        reporter.line(f"security updates: not checked ({exc.message})")
+        return None
+
+
+@dataclass
+class BakeResult:
+    """The summary rows of the layers that were baked or verified (empty when all was up to date)."""
+
+    rows: list[Row] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+
+def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "local", region: str = "",
+         verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
+         result: BakeResult | None = None) -> BakeResult:
+    """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes."""
+    result = result if result is not None else BakeResult()
+    paths = config.default_paths()
+    project = config.load(paths.project)
+    names = select(project, image, all_)
+    place = targets.open_target(target, paths, region=region)
+    builder = targets.builder(place)
+    values = targets.key_values(place, builder)
+    place.connect()
+    run_id = new_run_id()
+    reporter = Reporter(log=paths.logs / run_id / "bake.log")
+    checker = security_checker(project.root, paths.cache, reporter) if security_updates else None
+    with place.open_catalog() as cat:
+        run = Run(paths=paths, project=project, catalog=cat, reporter=reporter, target=place, builder=builder,
+                  git=Git.of(paths.project), run_id=run_id, tool_values=values, verbose=verbose, hooks=tuple(hooks),
+                  updates=checker, rows=result.rows)
+        result.decisions = bake_mod.bake(run, names, force=names if force else ())
+    return result
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The decisions, parents first, and the project they are about."""
+
+    project: config.Project
+    decisions: list[Decision]
+
+
+def plan(image: str, *, all_: bool = False, target: str = "local", security_updates: bool = False) -> PlanResult:
+    """What a bake would do, and why, without building anything."""
+    paths = config.default_paths()
+    project = config.load(paths.project)
+    names = select(project, image, all_)
+    place = targets.open_target(target, paths)
+    values = targets.key_values(place, targets.builder(place))
+    checker = security_checker(project.root, paths.cache, Reporter()) if security_updates else None
+    place.connect()
+    with place.open_catalog() as cat:
+        decisions = Planner(project, cat, place, values, checker).plan(names)
+    return PlanResult(project, decisions)
+
+
+def images() -> list[str]:
+    """The declared images, parents before children."""
+    project = config.load(config.default_paths().project)
+    return [spec.name for spec in project.order(project.images)]
+
+
+def build_foundation(progress: Callable[[str], None]) -> Path:
+    """Build (once per recipe) or find the cached Debian foundation every local image starts from."""
+    paths = config.default_paths()
+    recipe = foundation.Recipe.load(paths.project / "packer" / "foundation")
+    log = paths.logs / "foundation.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return foundation.ensure(recipe, paths.cache, log, progress=progress)

@@ -1,0 +1,118 @@
+"""The catalog tasks: reading it (list, export, report, resolve, diff, channels) and moving channels.
+
+A channel move is recorded in the catalog first, then the target mirrors it
+where deployers read it (SSM parameters on AWS); the result carries both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import config, diff, report, targets, versions
+from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Move
+from pipeline.errors import ConfigError
+from pipeline.targets.base import Target
+
+
+@contextmanager
+def opened(target: str = "local") -> Iterator[tuple[Target, Catalog]]:
+    """The target and its catalog, which must exist already."""
+    place = targets.open_target(target, config.default_paths())
+    with place.open_catalog(create=False) as cat:
+        yield place, cat
+
+
+def exact_ref(ref: str) -> tuple[str, str]:
+    """``NAME@VERSION``; ``NAME@latest`` is not a version here."""
+    name, version = versions.parse_ref(ref)
+    if version is None:
+        raise ConfigError(f"{ref!r} names no version", hint=f"use {ref}@VERSION (see invoke catalog.list)")
+    return name, version
+
+
+@dataclass(frozen=True)
+class ChannelChange:
+    """What a promote, rollback, revoke or restore did: versions changed, channels moved, lines published."""
+
+    changed: list[str] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+
+
+def list_versions(image: str = "", target: str = "local") -> list[ImageRecord]:
+    """Every recorded version (of ``image``)."""
+    with opened(target) as (_, cat):
+        return cat.versions(image or None)
+
+
+def export(target: str = "local") -> dict[str, Any]:
+    """The whole catalog (schema_version 1)."""
+    with opened(target) as (_, cat):
+        return cat.export()
+
+
+def write_report(output: Path, target: str = "local") -> Path:
+    """The static HTML page of the catalog."""
+    with opened(target) as (_, cat):
+        return report.write(cat.export(), output)
+
+
+def resolve(image: str, *, channel: str = LATEST, target: str = "local", region: str = "") -> str:
+    """The artifact id to deploy for ``image`` on ``channel`` (in ``region``)."""
+    with opened(target) as (place, cat):
+        return cat.resolve(image, channel=channel, target=place.name, region=place.default_region(region)).id
+
+
+def compare(a: str, b: str) -> diff.Diff:
+    """Packages and inputs changed between two versions."""
+    with opened() as (_, cat):
+        return diff.compare(cat, exact_ref(a), exact_ref(b))
+
+
+def channels(image: str) -> tuple[dict[str, str | None], dict[str, list[ChannelEvent]]]:
+    """Where each channel of ``image`` points, and every move of each named one."""
+    with opened() as (_, cat):
+        pointers = cat.channels(image)
+        return pointers, {ch: cat.channel_history(image, ch) for ch in pointers if ch != LATEST}
+
+
+def promote(ref: str, channel: str, target: str = "local") -> ChannelChange:
+    """Point a named channel at a verified version (``NAME@latest``: the newest verified one)."""
+    with opened(target) as (place, cat):
+        if ref.endswith("@latest"):
+            name = ref[: -len("@latest")]
+            version = cat.channel(name, LATEST)
+            if version is None:
+                raise ConfigError(f"{name} has no verified version to promote", hint=f"invoke bake {name}")
+        else:
+            name, version = exact_ref(ref)
+        move = cat.promote(name, version, channel)
+        return ChannelChange(moves=[move], published=place.publish(cat, [move]))
+
+
+def rollback(image: str, channel: str, target: str = "local") -> ChannelChange:
+    """Move a named channel back one step."""
+    with opened(target) as (place, cat):
+        move = cat.rollback(image, channel)
+        return ChannelChange(moves=[move], published=place.publish(cat, [move]))
+
+
+def revoke(ref: str, *, reason: str, cascade: bool, target: str = "local") -> ChannelChange:
+    """Revoke a version; an image with children (e.g. base) always cascades."""
+    name, version = exact_ref(ref)
+    project = config.load(config.default_paths().project)
+    with opened(target) as (place, cat):
+        revoked, moves = cat.revoke(name, version, reason=reason, cascade=cascade or bool(project.children(name)))
+        return ChannelChange(revoked, moves, place.publish(cat, moves))
+
+
+def restore(ref: str, *, cascade: bool, target: str = "local") -> ChannelChange:
+    """Undo a revoke."""
+    name, version = exact_ref(ref)
+    with opened(target) as (place, cat):
+        restored, moves = cat.restore(name, version, cascade=cascade)
+        return ChannelChange(restored, moves, place.publish(cat, moves))

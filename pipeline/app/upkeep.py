@@ -1,0 +1,58 @@
+"""Keeping a project and its images in order: validate, prune, janitor — for any target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline import config, janitor, prune, targets, validate
+from pipeline.validate import Finding
+
+
+def check_project() -> list[Finding]:
+    """Every check that needs no VM; the findings, each with file:line."""
+    paths = config.default_paths()
+    return validate.run(paths.project, work=paths.logs / "validate", cache=paths.cache / "packer")
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """Every version's decision, and what deleting the doomed ones did (nothing on a dry run)."""
+
+    decisions: list[prune.Decision]
+    deleted: list[str] = field(default_factory=list)
+
+
+def prune_images(*, keep: str = "3", dry_run: bool = False, target: str = "local") -> PruneResult:
+    """Delete old versions' artifacts, never one that is needed; their records stay, marked deleted."""
+    count = prune.parse_keep(keep)
+    place = targets.open_target(target, config.default_paths())
+    in_use = place.in_use()
+    with place.open_catalog(create=False) as cat:
+        decisions = prune.plan(cat, keep=count, in_use=in_use, target=place.name)
+        if dry_run:
+            return PruneResult(decisions)
+        return PruneResult(decisions, place.delete(cat, [d for d in decisions if d.delete]))
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What the janitor found or removed: one line each, or the line saying there was nothing."""
+
+    lines: list[str]
+
+
+def sweep(*, target: str = "aws", dry_run: bool = False, older_than: str = "3h") -> SweepResult:
+    """Find and remove what killed bakes left behind (runs older than ``older_than``)."""
+    age = janitor.parse_age(older_than)
+    place = targets.open_target(target, config.default_paths())
+
+    def statuses() -> dict[tuple[str, str], str]:
+        with place.open_catalog() as cat:
+            return {(r.name, r.version): r.status for r in cat.versions()}
+
+    found = place.leftovers(age, statuses)
+    if not found:
+        return SweepResult([f"janitor: nothing left behind in {place.scope()}"])
+    if dry_run:
+        return SweepResult([f"would remove {item.describe()}" for item in found])
+    return SweepResult(place.clean(found))

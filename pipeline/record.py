@@ -1,0 +1,26 @@
+"""The record step: only now does the catalog call the version verified, and ``latest`` moves.
+
+The target mirrors the move where deployers read it (SSM parameters on AWS);
+each change is one progress line.
+"""
+
+from __future__ import annotations
+
+from pipeline.catalog import LATEST, Move
+from pipeline.layer import Layer
+from pipeline.run import Run
+
+
+def step_record(run: Run, layer: Layer) -> None:
+    """Verified; ``latest`` now points at this version, on the target too."""
+    name = layer.spec.name
+    before = run.catalog.channel(name, LATEST)
+    run.catalog.set_status(name, layer.version, "verified", report=str(layer.report) if layer.report else None)
+    after = run.catalog.channel(name, LATEST)
+    if after != before:
+        for line in run.target.publish(run.catalog, [Move(name, LATEST, before, after)]):
+            run.reporter.line(f"{layer.ref}: {line}")
+
+
+def step_reverified(run: Run, layer: Layer) -> None:
+    """A re-verification that passed leaves the version as it was: verified, on the channels it was on."""

@@ -1,0 +1,58 @@
+"""One ``invoke bake``: what its layers share — project, catalog, target and builder, git, run id, hooks.
+
+The application layer (``pipeline.app``) builds it; the orchestrator
+(``pipeline.bake``) and the steps only read it, except for the summary rows
+each layer adds when it ends.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline import config
+from pipeline.catalog import Catalog
+from pipeline.layer import Git
+from pipeline.plan import Planner
+from pipeline.progress import Reporter, Row
+from pipeline.targets.base import Builder, Target
+
+StepHook = Callable[[str, str, Reporter], None]  # (step, image, reporter), before each step
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``YYYYMMDDTHHMMSSZ-xxxxxx``: sortable and unique."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Run:
+    """Everything one bake shares across its layers."""
+
+    paths: config.Paths
+    project: config.Project
+    catalog: Catalog
+    reporter: Reporter
+    target: Target
+    builder: Builder
+    git: Git
+    run_id: str
+    tool_values: Mapping[str, str]  # the tool part of every bake key (versions, target, builder)
+    verbose: bool = False
+    hooks: tuple[StepHook, ...] = ()
+    updates: Callable[[list[dict[str, str]]], list[Any]] | None = None  # pending-update check, when asked for
+    rows: list[Row] = field(default_factory=list)
+
+    def planner(self) -> Planner:
+        """The bake-key planner for this run's project, catalog, target and tools."""
+        return Planner(self.project, self.catalog, self.target, self.tool_values, self.updates)
+
+    @property
+    def log_dir(self) -> Path:
+        """This run's log folder."""
+        return self.paths.logs / self.run_id

@@ -1,0 +1,84 @@
+"""The steps of a layer's bake, in order, and the small runner that executes them.
+
+``STEPS`` is the whole sequence: build (``pipeline.build``), store (the
+target keeps it), verify (``pipeline.gate``), record (``pipeline.record``). A
+resumed bake runs the tail from where it stopped; a re-verification runs the
+gate and leaves the record as it was. Whatever happens, the runner removes the
+layer's scratch folder, takes the record out of ``building``, writes
+``timings.json`` and adds the layer's row to the summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable, Sequence
+
+from pipeline import build, gate, record
+from pipeline.errors import KilnError
+from pipeline.evidence import write_json
+from pipeline.layer import Layer
+from pipeline.progress import Row, fmt_seconds
+from pipeline.run import Run
+
+Step = Callable[[Run, Layer], None]
+
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("build", build.step_build),
+    ("store", build.step_store),
+    ("verify", gate.step_verify),
+    ("record", record.step_record),
+)
+
+REVERIFY_STEPS: tuple[tuple[str, Step], ...] = (("verify", gate.step_verify), ("record", record.step_reverified))
+
+
+def steps_from(first: str) -> tuple[tuple[str, Step], ...]:
+    """``STEPS`` from the step called ``first`` on (where a resumed bake goes on)."""
+    return STEPS[[name for name, _ in STEPS].index(first):]
+
+
+def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]]) -> Row:
+    """Run ``steps``; whatever happens, the scratch folder goes and the record leaves ``building``."""
+    started = time.monotonic()
+    status, label = "interrupted", "start"
+    layer.scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
+    try:
+        for name, step in steps:
+            label = run.target.step_labels.get(name, name)
+            for hook in run.hooks:
+                hook(label, layer.spec.name, run.reporter)
+            t0 = time.monotonic()
+            run.reporter.line(f"{layer.ref}: {label} …")
+            step(run, layer)
+            layer.timings[label] = time.monotonic() - t0
+            run.reporter.line(f"{layer.ref}: {label} done ({fmt_seconds(layer.timings[label])})")
+        status = "verified"
+    except KilnError as exc:
+        status = "failed"
+        exc.message = f"{exc.message} [step: {label}]"
+        raise
+    except KeyboardInterrupt as exc:
+        phase = f" ({layer.phase})" if layer.phase and label == "verify" else ""
+        exc.where = f"during {label}{phase} of {layer.ref}"  # type: ignore[attr-defined]
+        raise
+    except Exception:
+        status = "failed"
+        raise
+    finally:
+        shutil.rmtree(layer.scratch, ignore_errors=True)
+        if status != "verified":
+            with contextlib.suppress(Exception):
+                run.catalog.set_status(layer.spec.name, layer.version, status, reason=f"{status} at {label}",
+                                       report=str(layer.report) if layer.report else None)
+        write_json(layer.log_dir / "timings.json", {"status": status, "steps": layer.timings,
+                                                    "total": time.monotonic() - started})
+        run.rows.append(Row(layer.spec.name, layer.version, status, time.monotonic() - started, shown(layer)))
+    return run.rows[-1]
+
+
+def shown(layer: Layer) -> str:
+    """The artifact column of the summary: the stored file, or every region's AMI."""
+    arts = sorted(layer.artifacts, key=lambda a: a.region or "")
+    return ", ".join(a.path or (f"{a.region}:{a.id}" if a.region else a.id) for a in arts)

@@ -1,0 +1,67 @@
+"""The target registry: every place Kiln bakes for, by name.
+
+``TARGETS`` maps a name to the class that implements ``targets.base.Target``
+(imported only when used, so the local target never loads boto3). A new
+target is one module and one entry here; tests register their own with
+``register``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from ansible.release import __version__ as ansible_core
+
+from pipeline.config import Paths
+from pipeline.errors import ConfigError
+from pipeline.targets.base import Builder, Leftover, Target
+
+TARGETS: dict[str, str | Callable[..., Target]] = {
+    "local": "pipeline.targets.local:LocalTarget",
+    "aws": "pipeline.targets.aws:AwsTarget",
+}
+
+__all__ = ["TARGETS", "Builder", "Leftover", "Target", "builder", "check", "key_values", "open_target", "register",
+           "target_class"]
+
+
+def register(name: str, factory: Callable[..., Target]) -> None:
+    """Add a target: ``factory(paths, region=…)`` returns it."""
+    TARGETS[name] = factory
+
+
+def check(name: str) -> str:
+    """A known target name, or ConfigError listing them."""
+    if name not in TARGETS:
+        raise ConfigError(f"unknown target {name!r}", hint=f"targets: {', '.join(TARGETS)}")
+    return name
+
+
+def target_class(name: str) -> Callable[..., Target]:
+    """What makes the target called ``name`` (its class, imported on first use)."""
+    factory = TARGETS[check(name)]
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+def open_target(name: str, paths: Paths, *, region: str = "") -> Target:
+    """The target called ``name`` for this project and home (``region``: a command line's --region)."""
+    return target_class(name)(paths, region=region)
+
+
+def builder(target: Target, name: str = "") -> Builder:
+    """The target's builder called ``name`` (its default when empty), or ConfigError listing them."""
+    choices = list(target.builders)
+    chosen = name or choices[0]
+    if chosen not in target.builders:
+        raise ConfigError(f"unknown builder {chosen!r} for target {target.name}",
+                          hint=f"builders: {', '.join(choices)}")
+    return target.builders[chosen](target)
+
+
+def key_values(target: Target, builder: Builder) -> dict[str, str]:
+    """The tool part of every bake key on ``target`` with ``builder``; checks the builder's host tools first."""
+    return {**builder.tool_values(), "ansible-core": ansible_core, "target": target.name, "builder": builder.name}

@@ -1,0 +1,58 @@
+"""Retention on AWS: what still uses an AMI, and deregistering the AMIs prune let go.
+
+An AMI is in use while a launch template version, a running or stopped
+instance, or any SSM parameter names it. Deregistering an AMI never deletes its
+snapshots on AWS: Kiln deletes them too, in every region the record lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pipeline.catalog import Catalog
+from pipeline.prune import Decision
+from pipeline.targets.aws import account as aws
+
+
+def in_use(account: aws.Account, regions: Iterable[str]) -> dict[str, str]:
+    """AMIs something still points at: launch template versions, running or stopped instances, SSM parameters."""
+    used: dict[str, str] = {}
+    for region in regions:
+        ec2 = account.client("ec2", region)
+        for page in ec2.get_paginator("describe_launch_templates").paginate():
+            for lt in page["LaunchTemplates"]:
+                for version in ec2.describe_launch_template_versions(
+                        LaunchTemplateId=lt["LaunchTemplateId"])["LaunchTemplateVersions"]:
+                    ami = version.get("LaunchTemplateData", {}).get("ImageId")
+                    if ami:
+                        used[ami] = f"launch template {lt['LaunchTemplateName']} v{version['VersionNumber']}"
+        for res in ec2.describe_instances(Filters=[{"Name": "instance-state-name",
+                                                    "Values": ["pending", "running", "stopping", "stopped"]}]
+                                          )["Reservations"]:
+            for inst in res["Instances"]:
+                used[inst["ImageId"]] = f"instance {inst['InstanceId']} ({inst['State']['Name']})"
+        ssm = account.client("ssm", region)
+        for page in ssm.get_paginator("get_parameters_by_path").paginate(Path="/", Recursive=True):
+            for param in page["Parameters"]:
+                if str(param.get("Value", "")).startswith("ami-"):
+                    used.setdefault(param["Value"], f"SSM parameter {param['Name']}")
+    return used
+
+
+def delete(account: aws.Account, catalog: Catalog, doomed: Sequence[Decision]) -> list[str]:
+    """Deregister the AMIs of the versions that go, in every region, with their snapshots; mark them deleted."""
+    lines = []
+    for d in doomed:
+        for art in d.artifacts:
+            if art.target != "aws" or not art.region:
+                continue
+            ec2 = account.client("ec2", art.region)
+            images = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [art.id]}])["Images"]
+            snapshots = aws.snapshots_of(images[0]) if images else []
+            if images:
+                ec2.deregister_image(ImageId=art.id)
+            for snap in snapshots:
+                ec2.delete_snapshot(SnapshotId=snap)
+            lines.append(f"deregistered {art.region} {art.id} and {len(snapshots)} snapshot(s) of {d.ref}")
+        catalog.mark_deleted(d.name, d.version, "pruned")
+    return lines

@@ -1,0 +1,87 @@
+"""The local target's upkeep: what is in use, deleting stored images, scratch folders of killed runs.
+
+An image is in use while a running QEMU has it anywhere in its disk's backing
+chain (``invoke up``, a verification, a bake on top of it). A run killed
+outright (SIGKILL, power loss) leaves its scratch folder in ``$KILN_HOME/runs``,
+named after the run, whose id starts with the time it began.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pipeline.catalog import Catalog
+from pipeline.janitor import run_started
+from pipeline.prune import Decision
+from pipeline.targets.base import Leftover
+
+
+def _qemu_disks() -> list[str]:
+    disks = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv or b"qemu-system" not in argv[0]:
+            continue
+        for arg in argv:
+            disks += [part[5:] for part in arg.decode(errors="replace").split(",") if part.startswith("file=")]
+    return disks
+
+
+def in_use() -> dict[str, str]:
+    """Every image file in the backing chain of a running QEMU's disks."""
+    used: dict[str, str] = {}
+    for disk in _qemu_disks():
+        try:
+            out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json", disk],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+        except (subprocess.SubprocessError, OSError):
+            continue
+        for layer in json.loads(out):
+            for key in ("filename", "full-backing-filename"):
+                if layer.get(key):
+                    used[str(layer[key])] = "by a running VM"
+    return used
+
+
+def delete(catalog: Catalog, doomed: Sequence[Decision], store: Path) -> list[str]:
+    """Delete the stored files of the versions that go (their content-addressed folder); mark them deleted."""
+    for d in doomed:
+        for art in d.artifacts:
+            if art.target != "local" or not art.path:
+                continue
+            path = Path(art.path)
+            if path.parent.parent == store and path.parent.name.startswith("sha256-"):
+                shutil.rmtree(path.parent, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        catalog.mark_deleted(d.name, d.version, "pruned")
+    return []
+
+
+def leftovers(runs: Path, older_than: timedelta, now: datetime | None = None) -> list[Leftover]:
+    """Scratch folders of local runs that started at least ``older_than`` ago."""
+    now = now or datetime.now(UTC)
+    found = []
+    for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
+        started = run_started(folder.name)
+        if started is not None and now - started >= older_than:
+            found.append(Leftover("", "scratch", str(folder), folder.name, str(folder)))
+    return found
+
+
+def clean(found: Sequence[Leftover]) -> list[str]:
+    """Remove them."""
+    for item in found:
+        shutil.rmtree(item.id, ignore_errors=True)
+    return [f"removed {item.describe()}" for item in found]

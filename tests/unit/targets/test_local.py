@@ -1,0 +1,67 @@
+"""The local target: its content-addressed store, what is in use, prune's deletions, the janitor's scratch."""
+
+import hashlib
+from datetime import UTC, datetime
+
+from pipeline import prune, render
+from pipeline.catalog import Artifact, Catalog
+from pipeline.targets.local import image_store, upkeep
+
+
+def test_store_is_content_addressed_and_read_only(tmp_path):
+    src = tmp_path / "out.qcow2"
+    src.write_bytes(b"image bytes")
+    artifact_id, path = image_store.put(tmp_path / "store", src, "base", "2026.1127.141438")
+    digest = hashlib.sha256(b"image bytes").hexdigest()
+    assert artifact_id == f"sha256:{digest}"
+    assert path == tmp_path / "store" / f"sha256-{digest}" / "base-2026.1127.141438.qcow2"
+    assert path.read_bytes() == b"image bytes" and not src.exists()
+    assert path.stat().st_mode & 0o222 == 0
+
+
+def test_apply_deletes_files_and_keeps_records(tmp_path):
+    store = tmp_path / "images"
+    with Catalog.open(tmp_path / "c.db") as cat:
+        versions = []
+        for i in range(3):
+            v = cat.begin_bake(name="app", parent=None, fingerprint="k", git_commit="c", git_dirty=False,
+                               run_id="r", log_dir="/l", clock=lambda i=i: datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC))
+            folder = store / f"sha256-{i:064d}"
+            folder.mkdir(parents=True)
+            (folder / f"app-{v}.qcow2").write_bytes(b"x")
+            cat.add_artifact("app", v, Artifact(target="local", id=f"sha256:{i}", path=str(folder / f"app-{v}.qcow2")))
+            cat.set_status("app", v, "verified")
+            versions.append((v, folder))
+        decisions = prune.plan(cat, keep=1, in_use=set())
+        text = render.prune_lines(decisions, dry_run=True)
+        assert f"would delete app@{versions[0][0]}" in text
+        assert f"keep app@{versions[2][0]}: among the newest 1 verified, on channel latest" in text
+        upkeep.delete(cat, [d for d in decisions if d.delete], store)
+        assert [cat.get("app", v).status for v, _ in versions] == ["deleted", "deleted", "verified"]
+        assert not versions[0][1].exists() and versions[2][1].exists()
+        assert cat.status_history("app", versions[0][0])[-1]["reason"] == "pruned"
+        assert render.prune_lines(prune.plan(cat, keep=1, in_use=set()), dry_run=True).startswith("nothing to prune")
+
+
+def test_in_use_sees_a_running_qemu_backing_chain(tmp_path):
+    import subprocess
+    import time
+
+    base, overlay = tmp_path / "base.qcow2", tmp_path / "overlay.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)],
+                   check=True)
+    vm = subprocess.Popen(["qemu-system-x86_64", "-accel", "tcg", "-m", "64", "-display", "none", "-S",
+                           "-drive", f"file={overlay},if=virtio,format=qcow2"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        used: set[str] = set()
+        while time.monotonic() < deadline and str(base) not in used:
+            used = upkeep.in_use()
+            time.sleep(0.2)
+        assert str(base) in used and str(overlay) in used
+    finally:
+        vm.kill()
+        vm.wait()
+    assert str(base) not in upkeep.in_use()
