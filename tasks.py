@@ -19,8 +19,6 @@ from pipeline.catalog import dumps
 from pipeline.cli import OptionalPositionalTask, guarded, step_hooks
 from pipeline.errors import KilnError
 from pipeline.progress import table
-from tools import bench as bench_tool  # the harnesses live outside the product
-from tools import faults as fault_suite
 
 
 def _print_change(change: catalog_app.ChannelChange, verb: str = "") -> None:
@@ -178,14 +176,19 @@ def janitor(c, target="aws", dry_run=False, older_than="3h"):
 @task
 def bench(c):
     """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
+    from tools import bench as bench_tool  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
+
     guarded(lambda: print(bench_tool.main()))
 
 
-@task(help={"only": "all (default), interrupts (the bake chain, about 20 minutes) or writers",
+@task(help={"only": "all (default), interrupts (the local bake chain, about 20 minutes), aws (the AMI path on the "
+                    "EC2 twin, about 10 minutes) or writers",
             "json": "also write every case's outcome and evidence to this JSON file",
             "keep": "keep the chain's KILN_HOME and KILN_CACHE in this folder (default: a temporary one)"})
 def faults(c, only="all", json="", keep=""):
     """Interrupt real bakes of app in every phase (SIGINT, SIGTERM), race catalog writers; print the table."""
+    from tools import faults as fault_suite  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
+
     guarded(lambda: fault_suite.main(only=only, json_path=Path(json) if json else None,
                                      keep=Path(keep).resolve() if keep else None))
 

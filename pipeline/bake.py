@@ -103,7 +103,7 @@ def reverify_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Ro
                   spec_digest=decision.spec_digest, artifacts=artifacts)
     run.reporter.line(f"{layer.ref}: re-verify — {'; '.join(decision.reasons)} (logs {log_dir})")
     try:
-        return run_steps(run, layer, REVERIFY_STEPS)
+        return run_steps(run, layer, REVERIFY_STEPS, keep_on_interrupt=True)
     except VerificationFailed as exc:
         exc.message += f"; {layer.ref} is now recorded failed"
         raise

@@ -43,11 +43,11 @@ class GateResult:
     idempotence: IdempotenceResult | None
     specs: SpecResult | None = None
     packages: tuple[Mapping[str, str], ...] = ()
-    skipped: str = ""  # why nothing could be checked (then nothing was, and the image passes as before)
+    skipped: str = ""  # why nothing could be checked: then nothing was, and the image is never called verified
 
     @property
     def ok(self) -> bool:
-        """Idempotent and every spec passed (or there was nothing to check on)."""
+        """Idempotent and every spec passed; a skipped gate is not a failed one (the image is ``unverified``)."""
         return bool(self.skipped) or bool(self.idempotence and self.idempotence.ok and self.specs and self.specs.ok)
 
     def failure(self, ref: str) -> VerificationFailed:
@@ -83,9 +83,9 @@ def check(guest: Guest, subject: Subject, work: Path, *, stream: bool = False,
 
 
 def skipped(unreachable: Unreachable, subject: Subject, work: Path) -> GateResult:
-    """The verdict where there is no machine to check (an emulator's instance): nothing was run."""
-    extra = {**unreachable.details, "specs": {"ok": True, "skipped": unreachable.reason}}
-    return GateResult(report(work, subject, "verified", extra=extra), None, skipped=unreachable.reason)
+    """The verdict where there is no machine to check (Kiln's API-only tests): nothing was run, nothing passed."""
+    extra = {**unreachable.details, "specs": {"ok": False, "skipped": unreachable.reason}}
+    return GateResult(report(work, subject, "unverified", extra=extra), None, skipped=unreachable.reason)
 
 
 def report(work: Path, subject: Subject, status: str, *, idempotence: IdempotenceResult | None = None,
@@ -130,9 +130,9 @@ def step_verify(run: Run, layer: Layer) -> None:
     with run.target.guest(run, layer) as guest:
         result = (skipped(guest, subject, layer.log_dir) if isinstance(guest, Unreachable) else
                   check(guest, subject, layer.log_dir, stream=run.verbose, progress=progress))
-    layer.report = result.report
+    layer.report, layer.unverified = result.report, result.skipped
     name, version = layer.spec.name, layer.version
-    run.catalog.record_verification(name, version, spec_digest=layer.spec_digest, ok=result.ok,
+    run.catalog.record_verification(name, version, spec_digest=layer.spec_digest, ok=result.ok and not result.skipped,
                                     report=str(result.report))
     if not result.ok:
         raise result.failure(layer.ref)

@@ -76,8 +76,14 @@ class Layer:
     built: Mapping[str, str] = field(default_factory=dict)  # where the builder left the image, by place
     artifacts: tuple[Artifact, ...] = ()
     report: Path | None = None
+    unverified: str = ""  # why nothing could be checked (Kiln's own API-only tests): recorded ``unverified``
     timings: dict[str, float] = field(default_factory=dict)
     phase: str = ""  # where inside the current step (verify: boot, idempotence, specs), for the interrupt line
+
+    @property
+    def verdict(self) -> str:
+        """The status a bake that ran every step ends in."""
+        return "unverified" if self.unverified else "verified"
 
     @property
     def ref(self) -> str:

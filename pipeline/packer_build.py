@@ -52,7 +52,7 @@ def build(run: Run, layer: Layer, *, only: str, variables: Mapping[str, object],
         run.reporter.line(f"{layer.ref}: build … {fmt_seconds(elapsed)} {last_activity(log)}".rstrip())
 
     # Packer's own temporary files (the seed ISO, plugin sockets) go to a folder removed in every case.
-    with proc.short_tmpdir() as tmp:
+    with proc.short_tmpdir(prefix=f"kiln-{run.run_id}-") as tmp:
         inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, only=only, workdir=layer.log_dir,
                                       cache=run.paths.cache / "packer", env={**(env or {}), "TMPDIR": str(tmp)})
         try:

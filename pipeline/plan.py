@@ -108,9 +108,7 @@ class Planner:
         if same is not None:
             return self.same_key(spec, same, now, digest)
         if latest is None:
-            revoked = [r for r in self.catalog.versions(spec.name) if r.status == "revoked"]
-            reason = "never built" if not revoked else f"no good version ({revoked[-1].ref} is revoked)"
-            return Decision(spec.name, BAKE, (reason,), None, now, digest)
+            return Decision(spec.name, BAKE, (self.no_good_version(spec.name),), None, now, digest)
         return self.outdated(spec, latest, parent, now, digest)
 
     def same_key(self, spec: ImageSpec, same: ImageRecord, now: inputs.Inputs, digest: str) -> Decision:
@@ -140,6 +138,14 @@ class Planner:
                 and "parent changed" not in reasons:
             reasons.append(f"parent changed ({latest.parent[0]}@{latest.parent[1]} → {parent.ref})")
         return Decision(spec.name, BAKE, tuple(reasons or ["inputs changed"]), latest, now, digest, tuple(files))
+
+    def no_good_version(self, name: str) -> str:
+        """Why there is nothing to reuse, as the history says: never built, or what became of the newest."""
+        recorded = self.catalog.versions(name)
+        revoked = [r for r in recorded if r.status == "revoked"]
+        if revoked:
+            return f"no good version ({revoked[-1].ref} is revoked)"
+        return f"no verified version ({recorded[-1].ref} is {recorded[-1].status})" if recorded else "never built"
 
     def plan(self, names: Iterable[str], *, force: Iterable[str] = ()) -> list[Decision]:
         """Decisions for ``names`` and their ancestors, parents first."""

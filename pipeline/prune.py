@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.errors import ConfigError
 
-PRUNABLE = ("verified", "failed", "interrupted", "revoked")
+PRUNABLE = ("verified", "failed", "interrupted", "revoked", "unverified")
 
 
 @dataclass(frozen=True)

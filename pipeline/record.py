@@ -12,8 +12,12 @@ from pipeline.run import Run
 
 
 def step_record(run: Run, layer: Layer) -> None:
-    """Verified; ``latest`` now points at this version, on the target too."""
+    """Verified; ``latest`` now points at this version, on the target too. Unverified: recorded so, nothing moves."""
     name = layer.spec.name
+    if layer.unverified:
+        run.catalog.set_status(name, layer.version, "unverified", reason=layer.unverified,
+                               report=str(layer.report) if layer.report else None)
+        return
     before = run.catalog.channel(name, LATEST)
     run.catalog.set_status(name, layer.version, "verified", report=str(layer.report) if layer.report else None)
     after = run.catalog.channel(name, LATEST)

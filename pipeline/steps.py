@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 
-from pipeline import build, gate, record
+from pipeline import build, gate, proc, record
 from pipeline.errors import KilnError
 from pipeline.evidence import write_json
 from pipeline.layer import Layer
@@ -31,6 +31,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("record", record.step_record),
 )
 
+WHOLE = ("record",)  # steps that a signal never cuts in half
 REVERIFY_STEPS: tuple[tuple[str, Step], ...] = (("verify", gate.step_verify), ("record", record.step_reverified))
 
 
@@ -39,36 +40,44 @@ def steps_from(first: str) -> tuple[tuple[str, Step], ...]:
     return STEPS[[name for name, _ in STEPS].index(first):]
 
 
-def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]]) -> Row:
-    """Run ``steps``; whatever happens, the scratch folder goes and the record leaves ``building``."""
+def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep_on_interrupt: bool = False) -> Row:
+    """Run ``steps``; whatever happens, the scratch folder goes and the record leaves ``building``.
+
+    ``keep_on_interrupt``: an interrupt leaves the record exactly as it was (a re-verification of a
+    version that is verified and deployed must not take it away because someone pressed Ctrl-C).
+    """
     started = time.monotonic()
     status, label = "interrupted", "start"
     layer.scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     try:
-        for name, step in steps:
+        for number, (name, step) in enumerate(steps, 1):
             label = run.target.step_labels.get(name, name)
             for hook in run.hooks:
                 hook(label, layer.spec.name, run.reporter)
             t0 = time.monotonic()
             run.reporter.line(f"{layer.ref}: {label} …")
-            step(run, layer)
+            # Recording and publishing happen whole or not at all: a signal waits until the step is done.
+            with proc.deferred_signals() if name in WHOLE else contextlib.nullcontext():
+                step(run, layer)
+                if number == len(steps):
+                    status = layer.verdict
             layer.timings[label] = time.monotonic() - t0
             run.reporter.line(f"{layer.ref}: {label} done ({fmt_seconds(layer.timings[label])})")
-        status = "verified"
     except KilnError as exc:
         status = "failed"
         exc.message = f"{exc.message} [step: {label}]"
         raise
     except KeyboardInterrupt as exc:
         phase = f" ({layer.phase})" if layer.phase and label == "verify" else ""
-        exc.where = f"during {label}{phase} of {layer.ref}"  # type: ignore[attr-defined]
+        done = f" (it had finished: {layer.ref} is {status})" if status in ("verified", "unverified") else ""
+        exc.where = f"during {label}{phase} of {layer.ref}{done}"  # type: ignore[attr-defined]
         raise
     except Exception:
         status = "failed"
         raise
     finally:
         shutil.rmtree(layer.scratch, ignore_errors=True)
-        if status != "verified":
+        if status not in ("verified", "unverified") and not (keep_on_interrupt and status == "interrupted"):
             with contextlib.suppress(Exception):
                 run.catalog.set_status(layer.spec.name, layer.version, status, reason=f"{status} at {label}",
                                        report=str(layer.report) if layer.report else None)

@@ -64,15 +64,15 @@ def overlay_invocation(image: Path, overlay: Path) -> proc.Invocation:
 
 
 @contextlib.contextmanager
-def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
-         user: str = "kiln", name: str = "verify", timeout: float = BOOT_TIMEOUT) -> Iterator[SshGuest]:
+def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None, user: str = "kiln",
+         name: str = "verify", timeout: float = BOOT_TIMEOUT, run_id: str = "") -> Iterator[SshGuest]:
     """Boot ``image`` on an overlay in ``scratch``; yield once SSH and cloud-init are ready.
 
     On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed.
     """
     scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     # SSH control sockets need a short path (108 bytes at most): not under scratch.
-    control = Path(tempfile.mkdtemp(prefix="kiln-ssh-"))
+    control = control_dir(run_id)
     try:
         access = seed.make_access(scratch / "access", user, f"{name}-{scratch.name}", name)
         iso = scratch / "seed.iso"
@@ -103,6 +103,12 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
         shutil.rmtree(control, ignore_errors=True)
 
 
+def control_dir(run_id: str) -> Path:
+    """A short private folder for SSH control sockets (108 bytes at most), named after the run so the
+    janitor can find it if the run is killed."""
+    return Path(tempfile.mkdtemp(prefix=f"kiln-ssh-{run_id}-" if run_id else "kiln-ssh-"))
+
+
 def _wait_for_ssh(guest: SshGuest, vm: subprocess.Popen[bytes], timeout: float, serial: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,14 +124,14 @@ def _wait_for_ssh(guest: SshGuest, vm: subprocess.Popen[bytes], timeout: float, 
 
 @contextlib.contextmanager
 def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
-           timeout: float = BOOT_TIMEOUT, name: str = "verify") -> Iterator[SshGuest]:
+           timeout: float = BOOT_TIMEOUT, name: str = "verify", run_id: str = "") -> Iterator[SshGuest]:
     """A guest that is a remote machine (an EC2 instance): SSH on port 22, ports reached through SSH tunnels.
 
     Tunnels stand in for QEMU's port forwards, so the same specs test the same
     behaviour from this machine.
     """
     scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
-    control = Path(tempfile.mkdtemp(prefix="kiln-ssh-"))
+    control = control_dir(run_id)
     tunnels: list[subprocess.Popen[bytes]] = []
     try:
         host_ports = {label: free_port() for label in (forwards or {})}

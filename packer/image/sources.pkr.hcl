@@ -58,6 +58,7 @@ source "amazon-ebs" "image" {
   vpc_filter {
     filters = var.aws_vpc_filter
   }
-  ssh_username = var.ssh_username
-  ssh_timeout  = "10m"
+  ssh_username  = var.ssh_username
+  ssh_interface = var.aws_ssh_interface
+  ssh_timeout   = "10m"
 }

@@ -186,6 +186,17 @@ variable "aws_ssh_cidrs" {
   default     = []
 }
 
+variable "aws_ssh_interface" {
+  type        = string
+  description = "How the build instance is reached: public_ip, or private_ip from inside its VPC."
+  default     = "public_ip"
+
+  validation {
+    condition     = contains(["public_ip", "private_ip"], var.aws_ssh_interface)
+    error_message = "The aws_ssh_interface value must be public_ip or private_ip."
+  }
+}
+
 variable "aws_ssh_keypair_name" {
   type        = string
   description = "EC2 key pair holding the public half of ssh_private_key_file (Kiln imports it per build)."

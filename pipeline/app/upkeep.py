@@ -26,9 +26,8 @@ def prune_images(*, keep: str = "3", dry_run: bool = False, target: str = "local
     """Delete old versions' artifacts, never one that is needed; their records stay, marked deleted."""
     count = prune.parse_keep(keep)
     place = targets.open_target(target, config.default_paths())
-    in_use = place.in_use()
     with place.open_catalog(create=False) as cat:
-        decisions = prune.plan(cat, keep=count, in_use=in_use, target=place.name)
+        decisions = prune.plan(cat, keep=count, in_use=place.in_use(cat), target=place.name)
         if dry_run:
             return PruneResult(decisions)
         return PruneResult(decisions, place.delete(cat, [d for d in decisions if d.delete]))

@@ -18,7 +18,7 @@ from typing import Any
 from pipeline import versions
 from pipeline.errors import ConfigError
 
-STATUSES = ("building", "verified", "failed", "interrupted", "revoked", "deleted")
+STATUSES = ("building", "verified", "failed", "interrupted", "revoked", "deleted", "unverified")
 LATEST = "latest"
 CHANNEL_RE = r"^[a-z][a-z0-9-]{0,30}$"
 

@@ -143,7 +143,7 @@ class Target(Protocol):
         """The region a lookup means when none is given (None where there are no regions)."""
         ...
 
-    def in_use(self) -> Mapping[str, str]:
+    def in_use(self, catalog: Catalog) -> Mapping[str, str]:
         """Artifacts something still uses (artifact id or path → what), which prune never deletes."""
         ...
 

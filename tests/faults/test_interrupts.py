@@ -36,7 +36,7 @@ def test_the_suite_prints_the_table_and_passes(suite):
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout[done.stdout.index("CASE"):]
     assert table.splitlines()[0].split()[:5] == ["CASE", "PHASE", "ORPHANS", "HALF-PUBLISHED", "RESUMED"]
-    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 3
+    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 3 + len(AWS_ROWS)
 
 
 @pytest.mark.parametrize("case", faults.CHAIN, ids=lambda c: c.name)
@@ -57,6 +57,22 @@ def test_two_bakes_at_once_finish_the_chain(suite):
     assert row is not None
     assert row["exit_code"] == 0 and row["ok"], row["problems"] + row["details"]
     assert any("verified versions: {'base': 1, 'app': 1}" in d for d in row["details"])
+
+
+# The AMI path on the EC2 twin: (case, exit code). Every row must leave nothing behind — no process, no
+# instance, no twin VM, no temporary key pair or security group — and no record claiming more than is true.
+AWS_ROWS = (("SIGINT build (aws)", 130), ("SIGTERM verify (aws)", 143), ("SIGKILL verify (aws)", -9),
+            ("failing spec (aws)", 1), ("not idempotent (aws)", 1))
+
+
+@pytest.mark.parametrize(("case", "code"), AWS_ROWS, ids=[c for c, _ in AWS_ROWS])
+def test_the_ami_path_stops_and_fails_cleanly(suite, case, code):
+    row = suite["rows"].get(case)
+    assert row is not None, "the case did not run"
+    evidence = row["problems"] + row["details"]
+    assert row["exit_code"] == code, evidence
+    assert row["orphans"] == 0 and row["half_published"] == 0, evidence
+    assert row["problems"] == [] and row["ok"], evidence
 
 
 @pytest.mark.parametrize("store", ["SQLite", "S3"])

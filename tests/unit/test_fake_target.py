@@ -118,9 +118,13 @@ class FakeTarget:
     def usable(self, record: ImageRecord) -> tuple[Artifact, ...]:
         return tuple(a for a in record.artifacts if a.target == self.name)
 
+    interrupt_boot = False  # a test sets it: Ctrl-C while the guest boots
+
     @contextlib.contextmanager
     def guest(self, run: Run, layer: Layer) -> Iterator[LocalMachine]:
         assert layer.artifacts and Path(layer.artifacts[0].path or "").exists()
+        if FakeTarget.interrupt_boot:
+            raise KeyboardInterrupt
         yield LocalMachine()
 
     def publish(self, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
@@ -131,7 +135,7 @@ class FakeTarget:
     def default_region(self, region: str) -> str | None:
         return None
 
-    def in_use(self) -> Mapping[str, str]:
+    def in_use(self, catalog: Catalog) -> Mapping[str, str]:
         return {}
 
     def delete(self, catalog: Catalog, doomed: Sequence[Any]) -> list[str]:
@@ -221,3 +225,33 @@ def test_unknown_targets_and_builders_are_named():
     with pytest.raises(ConfigError, match="unknown builder 'chroot' for target fake"):
         targets.builder(FakeTarget(Paths(ROOT, ROOT, ROOT)), "chroot")  # type: ignore[arg-type]
     assert isinstance(targets.builder(FakeTarget(Paths(ROOT, ROOT, ROOT))), FakeBuilder)  # type: ignore[arg-type]
+
+
+def test_ctrl_c_during_a_reverification_leaves_the_verified_version_as_it_was(project, tmp_path, monkeypatch):
+    baking.bake("branch", target="fake")
+    (project / "specs" / "branch" / "test_more.py").write_text("def test_more():\n    assert True is not False\n")
+    monkeypatch.setattr(FakeTarget, "interrupt_boot", True)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        baking.bake("branch", target="fake")
+    assert "during verify (boot) of branch@" in stopped.value.where  # type: ignore[attr-defined]
+    with Catalog.open(tmp_path / "home" / "catalog.db", create=False) as cat:
+        [branch] = cat.versions("branch")
+        assert branch.status == "verified" and cat.channel("branch") == branch.version
+        assert [h["to"] for h in cat.status_history("branch", branch.version)] == ["building", "verified"]
+    monkeypatch.setattr(FakeTarget, "interrupt_boot", False)
+    plan = baking.plan("branch", target="fake")
+    assert [d.describe() for d in plan.decisions][-1] == "re-verify: branch — specs changed since it was verified"
+
+
+def test_the_plan_tells_a_versions_real_history(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeTarget, "interrupt_boot", True)
+    with pytest.raises(KeyboardInterrupt):
+        baking.bake("trunk", target="fake")
+    monkeypatch.setattr(FakeTarget, "interrupt_boot", False)
+    [trunk] = baking.plan("trunk", target="fake").decisions
+    assert trunk.reasons == (f"no verified version (trunk@{trunk_version(tmp_path)} is interrupted)",)
+
+
+def trunk_version(tmp_path: Path) -> str:
+    with Catalog.open(tmp_path / "home" / "catalog.db", create=False) as cat:
+        return cat.versions("trunk")[-1].version

@@ -26,23 +26,28 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline.errors import KilnError
+from tools.faults.aws import run_aws
 from tools.faults.cases import CHAIN, EXIT_CODES, WRITERS, Case, Outcome, table, write_json
 from tools.faults.chain import run_chain
 from tools.faults.judge import half_published, leftovers, tmp_entries, version_in
 from tools.faults.watch import Watch, become_subreaper, descendants
 from tools.faults.writers import s3_writers, sqlite_writers
 
+PARTS = ("all", "interrupts", "aws", "writers")
 __all__ = ["CHAIN", "EXIT_CODES", "WRITERS", "Case", "Outcome", "Watch", "become_subreaper", "descendants",
            "half_published", "leftovers", "run", "s3_writers", "sqlite_writers", "table", "tmp_entries", "version_in",
            "main", "workspace", "write_json"]
 
 
 def run(workdir: Path, *, only: str = "all", say: Callable[[str], None] = print) -> list[Outcome]:
-    """Every case (``only``: ``all``, ``interrupts`` or ``writers``), in a fresh ``workdir``."""
+    """Every case (``only``: one of ``PARTS``), in a fresh ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
     if only in ("all", "interrupts"):
         outcomes += run_chain(workdir, say)
+    if only in ("all", "aws"):
+        say("the AMI path on the EC2 twin: stops in the build and the verification, SIGKILL, failing gates")
+        outcomes += run_aws(workdir, say)
     if only in ("all", "writers"):
         say(f"{WRITERS} concurrent writers on SQLite")
         outcomes.append(sqlite_writers(workdir))
@@ -69,8 +74,8 @@ def workspace(keep: Path | None) -> Iterator[Path]:
 
 def main(*, only: str = "all", json_path: Path | None = None, keep: Path | None = None) -> None:
     """``invoke faults``: run the cases, print the table; KilnError when any case failed."""
-    if only not in ("all", "interrupts", "writers"):
-        raise KilnError(f"--only {only!r} is not a part of the suite", hint="use all, interrupts or writers")
+    if only not in PARTS:
+        raise KilnError(f"--only {only!r} is not a part of the suite", hint=f"use {', '.join(PARTS)}")
 
     def say(line: str) -> None:
         print(line, flush=True)

@@ -26,11 +26,11 @@ def kiln_env(home: Path, cache: Path, extra: dict[str, str] | None = None) -> di
     return {**env, "KILN_HOME": str(home), "KILN_CACHE": str(cache), "NO_COLOR": "1", **(extra or {})}
 
 
-def start_bake(image: str, env: dict[str, str]) -> Watch:
-    """``invoke bake IMAGE`` as a terminal would start it (SIGINT not ignored)."""
+def start_bake(image: str, env: dict[str, str], *more: str) -> Watch:
+    """``invoke bake IMAGE [MORE…]`` as a terminal would start it (SIGINT not ignored)."""
     invoke = str(Path(sys.executable).parent / "invoke")
     proc = subprocess.Popen(
-        [invoke, "bake", image], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        [invoke, "bake", image, *more], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return Watch(proc)
 

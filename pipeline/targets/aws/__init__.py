@@ -28,7 +28,7 @@ from pipeline.layer import Earlier, Layer, Source
 from pipeline.prune import Decision
 from pipeline.run import Run
 from pipeline.targets.aws import account as aws
-from pipeline.targets.aws import amis, instance, janitor, retention
+from pipeline.targets.aws import amis, instance, janitor, retention, ssm
 from pipeline.targets.aws.packer_ebs import PackerEbs
 from pipeline.targets.aws.settings import AwsSettings, load
 from pipeline.targets.base import Builder, Leftover
@@ -44,7 +44,7 @@ class AwsTarget:
     def __init__(self, paths: Paths, *, region: str = "") -> None:
         self.paths = paths
         self.settings: AwsSettings = load(paths.project, os.environ, {"region": region})
-        self.emulated = aws.emulated()
+        self.api_only = aws.api_only()
 
     @classmethod
     def check_settings(cls, root: Path) -> None:
@@ -65,6 +65,11 @@ class AwsTarget:
         if self.settings.catalog_bucket:
             return Catalog(S3Store(self.account.client("s3"), self.settings.catalog_bucket, self.settings.catalog_key))
         return Catalog.open(self.paths.catalog, create=create)
+
+    @cached_property
+    def ssh_cidr(self) -> str:
+        """This machine's address as AWS sees it, asked once (``KILN_AWS_SSH_CIDR`` overrides)."""
+        return instance.caller_cidr()
 
     @cached_property
     def source_ami(self) -> str:
@@ -126,30 +131,18 @@ class AwsTarget:
         return instance.guest(run, layer, self)
 
     def publish(self, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
-        """Mirror channel moves to ``<ssm_prefix>/<image>/<channel>`` in every region."""
-        lines = []
-        for move in moves:
-            if move.to_version is None:
-                aws.unpublish_channel(self.account, move.name, move.channel, self.settings.regions)
-                lines.append(f"ssm: removed {aws.ssm_name(self.settings, move.name, move.channel)} "
-                             "(no good version left)")
-                continue
-            rec = catalog.get(move.name, move.to_version)
-            by_region = {a.region: a.id for a in self.usable(rec) if a.region in self.settings.regions}
-            if by_region:
-                aws.publish_channel(self.account, move.name, move.channel, by_region)
-                lines.append(f"ssm: {aws.ssm_name(self.settings, move.name, move.channel)} → "
-                             f"{', '.join(f'{r}:{a}' for r, a in sorted(by_region.items()))}")
-        return lines
+        """Mirror channel moves to ``<ssm_prefix>/<image>/<channel>`` in every region, all or nothing."""
+        return ssm.publish(self.account, catalog, moves)
 
     def default_region(self, region: str) -> str | None:
         """The build region unless one is given."""
         return region or self.settings.region
 
-    def in_use(self) -> Mapping[str, str]:
-        """Launch templates, instances and SSM parameters, in every configured region."""
+    def in_use(self, catalog: Catalog) -> Mapping[str, str]:
+        """Launch templates, instances and SSM parameters, in every region configured or named by a record."""
         self.connect()
-        return retention.in_use(self.account, self.settings.regions)
+        listed = {a.region for rec in catalog.versions() for a in self.usable(rec)}
+        return retention.in_use(self.account, sorted(set(self.settings.regions) | {r for r in listed if r}))
 
     def delete(self, catalog: Catalog, doomed: Sequence[Decision]) -> list[str]:
         """Deregister the AMIs and delete their snapshots."""

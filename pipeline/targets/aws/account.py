@@ -19,6 +19,7 @@ from pipeline.errors import KilnError
 from pipeline.targets.aws.settings import AwsSettings
 
 TAG_PREFIX = "kiln:"
+API_ONLY_ENV = "KILN_AWS_API_ONLY"
 
 
 def endpoint(service: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -27,10 +28,15 @@ def endpoint(service: str, env: Mapping[str, str] | None = None) -> str | None:
     return env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL") or None
 
 
-def emulated(env: Mapping[str, str] | None = None) -> bool:
-    """True when EC2 is an emulator on this machine (no real instances to SSH into)."""
-    url = endpoint("ec2", env) or ""
-    return "://127." in url or "://localhost" in url or "://[::1]" in url
+def api_only(env: Mapping[str, str] | None = None) -> bool:
+    """``KILN_AWS_API_ONLY=1``: a switch for Kiln's own fast tests against an API emulator.
+
+    Nothing is provisioned or verified over SSH, so the images are recorded
+    ``unverified``: never ``latest``, never promoted, never a parent. No endpoint
+    is ever taken to mean this by itself.
+    """
+    env = os.environ if env is None else env
+    return env.get(API_ONLY_ENV, "") == "1"
 
 
 @dataclass
@@ -100,11 +106,16 @@ class AwsPlace(Protocol):
     """What the aws target's builder and verification need of it."""
 
     settings: AwsSettings
-    emulated: bool
+    api_only: bool
 
     @property
     def account(self) -> Account:
         """boto3 clients for the configured regions."""
+        ...
+
+    @property
+    def ssh_cidr(self) -> str:
+        """Who may reach build and test instances on port 22: this machine (``KILN_AWS_SSH_CIDR`` overrides)."""
         ...
 
     def layer_tags(self, run: Any, layer: Any) -> dict[str, str]:
@@ -156,28 +167,3 @@ def provenance_tags(*, name: str, version: str, parent_ref: str, parent_ami: str
         f"{TAG_PREFIX}kiln-version": kiln_version,
     })
     return tags
-
-
-def ssm_name(settings: AwsSettings, image: str, channel: str) -> str:
-    """``/kiln/images/<name>/<channel>``."""
-    return f"{settings.ssm_prefix}/{image}/{channel}"
-
-
-def publish_channel(account: Account, image: str, channel: str, amis: Mapping[str, str]) -> None:
-    """Point the channel's SSM parameter at the AMI of each region (DataType ``aws:ec2:image``)."""
-    for region, ami in amis.items():
-        account.client("ssm", region).put_parameter(
-            Name=ssm_name(account.settings, image, channel), Value=ami, Type="String", DataType="aws:ec2:image",
-            Overwrite=True, Description=f"Kiln: {image} on channel {channel}")
-
-
-def unpublish_channel(account: Account, image: str, channel: str, regions: Iterable[str]) -> None:
-    """Remove a channel's SSM parameter where it no longer points anywhere."""
-    from botocore.exceptions import ClientError
-
-    for region in regions:
-        try:
-            account.client("ssm", region).delete_parameter(Name=ssm_name(account.settings, image, channel))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise

@@ -32,10 +32,9 @@ class PackerEbs(packer_build.PackerBuilder):
     def build(self, run: Run, layer: Layer) -> Mapping[str, str]:
         """Build and register the AMI; {region: AMI} from Packer's manifest."""
         target = self.place
-        env = {"AWS_EC2_METADATA_DISABLED": "true"} if target.emulated else {}
         with build_key_pair(run, layer, target):
-            output = packer_build.build(run, layer, only="amazon-ebs.emulator" if target.emulated else
-                                        "amazon-ebs.image", variables=packer_variables(run, layer, target), env=env)
+            output = packer_build.build(run, layer, only="amazon-ebs.emulator" if target.api_only else
+                                        "amazon-ebs.image", variables=packer_variables(run, layer, target))
         return aws.parse_artifact_id(output.artifact_id)
 
 
@@ -63,7 +62,8 @@ def packer_variables(run: Run, layer: Layer, target: aws.AwsPlace) -> dict[str, 
         "aws_tags": target.layer_tags(run, layer),
         "aws_run_tags": {"kiln:run-id": run.run_id, "kiln:name": layer.spec.name, "Name": f"kiln-build-{run.run_id}"},
         "aws_endpoint_ec2": aws.endpoint("ec2") or "",
-        "aws_ssh_cidrs": ["127.0.0.1/32"] if target.emulated else [],
+        "aws_ssh_cidrs": [target.ssh_cidr],
+        "aws_ssh_interface": s.ssh_interface,
     }
 
 

@@ -15,21 +15,22 @@ from pipeline.targets.aws import account as aws
 
 
 def in_use(account: aws.Account, regions: Iterable[str]) -> dict[str, str]:
-    """AMIs something still points at: launch template versions, running or stopped instances, SSM parameters."""
+    """AMIs something still points at in ``regions`` (every region a record lists, not only the configured
+    ones): launch template versions, running or stopped instances, SSM parameters — every page of each."""
     used: dict[str, str] = {}
     for region in regions:
         ec2 = account.client("ec2", region)
         for page in ec2.get_paginator("describe_launch_templates").paginate():
             for lt in page["LaunchTemplates"]:
-                for version in ec2.describe_launch_template_versions(
-                        LaunchTemplateId=lt["LaunchTemplateId"])["LaunchTemplateVersions"]:
-                    ami = version.get("LaunchTemplateData", {}).get("ImageId")
-                    if ami:
-                        used[ami] = f"launch template {lt['LaunchTemplateName']} v{version['VersionNumber']}"
-        for res in ec2.describe_instances(Filters=[{"Name": "instance-state-name",
-                                                    "Values": ["pending", "running", "stopping", "stopped"]}]
-                                          )["Reservations"]:
-            for inst in res["Instances"]:
+                for versions in ec2.get_paginator("describe_launch_template_versions").paginate(
+                        LaunchTemplateId=lt["LaunchTemplateId"]):
+                    for version in versions["LaunchTemplateVersions"]:
+                        ami = version.get("LaunchTemplateData", {}).get("ImageId")
+                        if ami:
+                            used[ami] = f"launch template {lt['LaunchTemplateName']} v{version['VersionNumber']}"
+        for page in ec2.get_paginator("describe_instances").paginate(Filters=[
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]):
+            for inst in (i for res in page["Reservations"] for i in res["Instances"]):
                 used[inst["ImageId"]] = f"instance {inst['InstanceId']} ({inst['State']['Name']})"
         ssm = account.client("ssm", region)
         for page in ssm.get_paginator("get_parameters_by_path").paginate(Path="/", Recursive=True):

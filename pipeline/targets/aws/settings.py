@@ -23,6 +23,7 @@ ORG_ARN_RE = re.compile(
     r"^arn:aws:organizations::\d{12}:(organization/o-[a-z0-9]{10,32}|ou/o-[a-z0-9]{10,32}/ou-[a-z0-9-]+)$")
 TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 DEBIAN_OWNER = "136693071363"
+SSH_INTERFACES = ("public_ip", "private_ip")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class AwsSettings:
     source_ami_owners: tuple[str, ...] = (DEBIAN_OWNER,)
     source_ami_name: str = "debian-12-amd64-*"
     ssh_username: str = "admin"
+    ssh_interface: str = "public_ip"  # or private_ip: this machine reaches instances inside their VPC
     catalog_bucket: str = ""
     catalog_key: str = "kiln/catalog.json"
     ssm_prefix: str = "/kiln/images"
@@ -116,6 +118,9 @@ def _check(settings: AwsSettings, origin: Mapping[str, str]) -> None:
                  "not aws:* or kiln:* (Kiln's own)")
     if not re.match(r"^[a-z][a-z0-9]*[0-9]?[a-z]*\.[a-z0-9]+$", settings.instance_type):
         fail("instance_type", f"invalid instance type {settings.instance_type!r}", "e.g. t3.micro")
+    if settings.ssh_interface not in SSH_INTERFACES:
+        fail("ssh_interface", f"invalid ssh_interface {settings.ssh_interface!r}",
+             f"use {' or '.join(SSH_INTERFACES)} (private_ip when this machine is inside the VPC)")
     if not settings.ssm_prefix.startswith("/") or settings.ssm_prefix.endswith("/"):
         fail("ssm_prefix", f"invalid SSM prefix {settings.ssm_prefix!r}", "e.g. /kiln/images")
     if settings.catalog_bucket and not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", settings.catalog_bucket):

@@ -124,7 +124,8 @@ class LocalTarget:
         """A throwaway overlay of the stored image, booted with its own key; its ports forwarded to 127.0.0.1."""
         art = self.artifact_of_layer(layer)
         with vm.boot(Path(art), layer.scratch / "verify", layer.log_dir,
-                     forwards=run.project.forwards(layer.spec.name), user=VERIFY_USER, name="verify") as guest:
+                     forwards=run.project.forwards(layer.spec.name), user=VERIFY_USER, name="verify",
+                     run_id=run.run_id) as guest:
             yield guest
 
     def artifact_of_layer(self, layer: Layer) -> str:
@@ -139,7 +140,7 @@ class LocalTarget:
         """No regions here: an artifact asked for in one is not found."""
         return region or None
 
-    def in_use(self) -> Mapping[str, str]:
+    def in_use(self, catalog: Catalog) -> Mapping[str, str]:
         """Files in the backing chain of a running QEMU."""
         return upkeep.in_use()
 
@@ -150,7 +151,7 @@ class LocalTarget:
     def leftovers(self, older_than: timedelta, statuses: Callable[[], Mapping[tuple[str, str], str]]
                   ) -> list[Leftover]:
         """Scratch folders of killed runs (the catalog is not needed)."""
-        return upkeep.leftovers(self.paths.runs, older_than)
+        return upkeep.leftovers([self.paths.runs, upkeep.TMP], older_than)
 
     def clean(self, leftovers: Sequence[Leftover]) -> list[str]:
         """Remove them."""

@@ -21,6 +21,8 @@ from pipeline.janitor import run_started
 from pipeline.prune import Decision
 from pipeline.targets.base import Leftover
 
+TMP = Path("/tmp")
+
 
 def _qemu_disks() -> list[str]:
     disks = []
@@ -69,14 +71,17 @@ def delete(catalog: Catalog, doomed: Sequence[Decision], store: Path) -> list[st
     return []
 
 
-def leftovers(runs: Path, older_than: timedelta, now: datetime | None = None) -> list[Leftover]:
-    """Scratch folders of local runs that started at least ``older_than`` ago."""
+def leftovers(places: Sequence[Path], older_than: timedelta, now: datetime | None = None) -> list[Leftover]:
+    """Scratch folders of local runs that started at least ``older_than`` ago: in ``$KILN_HOME/runs``, and
+    the short temporary folders in /tmp (Packer's, SSH control sockets) named after their run."""
     now = now or datetime.now(UTC)
     found = []
-    for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
-        started = run_started(folder.name)
-        if started is not None and now - started >= older_than:
-            found.append(Leftover("", "scratch", str(folder), folder.name, str(folder)))
+    for place in places:
+        for folder in sorted(place.iterdir()) if place.is_dir() else []:
+            started = run_started(folder.name)
+            if (place != TMP or folder.name.startswith("kiln-")) and started is not None \
+                    and now - started >= older_than:
+                found.append(Leftover("", "scratch", str(folder), folder.name, str(folder)))
     return found
 
 

@@ -46,8 +46,18 @@ def test_precedence_defaults_file_env_cli(tmp_path):
     ('ssm_prefix = "kiln/"\n', {}, {}, "ssm_prefix", "invalid SSM prefix"),
     ('catalog_bucket = "Bad_Bucket"\n', {}, {}, "catalog_bucket", "invalid S3 bucket name"),
     ('instance_type = 3\n', {}, {}, "instance_type", "must be a string"),
+    ('ssh_interface = "private_ip"\n', {"KILN_AWS_SSH_INTERFACE": "public_dns"}, {}, "KILN_AWS_SSH_INTERFACE",
+     "invalid ssh_interface 'public_dns'"),
 ])
 def test_errors_name_where_the_value_came_from(tmp_path, aws, env, cli, where, message):
     with pytest.raises(ConfigError) as err:
         settings.load(project(tmp_path, aws), env, cli)
     assert where in err.value.message and message in err.value.message
+
+
+def test_ssh_interface_defaults_to_public_and_follows_the_precedence(tmp_path):
+    assert settings.load(project(tmp_path), {}).ssh_interface == "public_ip"
+    (tmp_path / "p").mkdir()
+    root = project(tmp_path / "p", 'ssh_interface = "private_ip"\n')
+    assert settings.load(root, {}).ssh_interface == "private_ip"
+    assert settings.load(root, {"KILN_AWS_SSH_INTERFACE": "public_ip"}).ssh_interface == "public_ip"

@@ -1,0 +1,93 @@
+"""Channels as SSM parameters: ``<ssm_prefix>/<image>/<channel>`` in every region, published all or nothing.
+
+Deploy tooling reads these parameters, so they must never disagree with the
+catalog: a set of changes either lands in every region, or what had moved is
+put back (the previous value, or no parameter where there was none) and the
+error goes on to the caller, which then leaves the catalog as it was too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pipeline.catalog import Catalog, Move
+from pipeline.targets.aws.account import Account
+from pipeline.targets.aws.settings import AwsSettings
+
+
+def ssm_name(settings: AwsSettings, image: str, channel: str) -> str:
+    """``/kiln/images/<name>/<channel>``."""
+    return f"{settings.ssm_prefix}/{image}/{channel}"
+
+
+class Changes:
+    """Parameter changes made so far, with what each region held before, so they can be undone."""
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.before: list[tuple[str, str, str | None]] = []  # region, name, previous value (None: absent)
+
+    def _previous(self, ssm: Any, name: str) -> str | None:
+        try:
+            return str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except ssm.exceptions.ParameterNotFound:
+            return None
+
+    def put(self, region: str, name: str, ami: str, description: str) -> None:
+        """Point ``name`` at ``ami`` in ``region`` (DataType ``aws:ec2:image``)."""
+        ssm = self.account.client("ssm", region)
+        self.before.append((region, name, self._previous(ssm, name)))
+        ssm.put_parameter(Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True,
+                          Description=description)
+
+    def delete(self, region: str, name: str) -> None:
+        """Remove ``name`` in ``region`` (nothing when it is not there)."""
+        ssm = self.account.client("ssm", region)
+        previous = self._previous(ssm, name)
+        if previous is not None:
+            self.before.append((region, name, previous))
+            ssm.delete_parameter(Name=name)
+
+    def undo(self) -> None:
+        """Put back every region's previous value, newest change first; never raises."""
+        for region, name, previous in reversed(self.before):
+            ssm = self.account.client("ssm", region)
+            with contextlib.suppress(Exception):
+                if previous is None:
+                    ssm.delete_parameter(Name=name)
+                else:
+                    ssm.put_parameter(Name=name, Value=previous, Type="String", DataType="aws:ec2:image",
+                                      Overwrite=True)
+
+
+@contextlib.contextmanager
+def all_or_nothing(account: Account) -> Iterator[Changes]:
+    """Changes made in the block land together, or are undone when it raises (an error, an interrupt)."""
+    changes = Changes(account)
+    try:
+        yield changes
+    except BaseException:
+        changes.undo()
+        raise
+
+
+def publish(account: Account, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
+    """Mirror channel moves in every region; one line per parameter written or removed."""
+    settings, lines = account.settings, []
+    with all_or_nothing(account) as changes:
+        for move in moves:
+            name = ssm_name(settings, move.name, move.channel)
+            if move.to_version is None:
+                for region in settings.regions:
+                    changes.delete(region, name)
+                lines.append(f"ssm: removed {name} (no good version left)")
+                continue
+            rec = catalog.get(move.name, move.to_version)
+            by_region = {a.region: a.id for a in rec.artifacts if a.target == "aws" and a.region in settings.regions}
+            for region, ami in sorted(by_region.items()):
+                changes.put(region, name, ami, f"Kiln: {move.name} on channel {move.channel}")
+            if by_region:
+                lines.append(f"ssm: {name} → {', '.join(f'{r}:{a}' for r, a in sorted(by_region.items()))}")
+    return lines
