@@ -12,7 +12,7 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from pipeline import render
+from pipeline import config, render
 from pipeline.app import baking, machines, upkeep
 from pipeline.app import catalog as catalog_app
 from pipeline.catalog import dumps
@@ -36,15 +36,18 @@ def _print_change(change: catalog_app.ChannelChange, verb: str = "") -> None:
     "force": "bake IMAGE even when an identical verified one exists (parents only when outdated)",
     "target": "where to bake: local (QEMU, default) or aws (AMIs)",
     "region": "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)",
+    "builder": "how layers are built: packer (a VM per build) or chroot (native speed; local: Ansible in a chroot "
+               "of the mounted image); default: the image's builder key, else the target's ([local]/[aws] builder)",
     "verbose": "stream Packer's, Ansible's and pytest's output live (everything always goes to the logs)",
     "security_updates": "also rebake an up-to-date image whose packages have pending Debian security updates",
 })
-def bake(c, image, all_=False, force=False, target="local", region="", verbose=False, security_updates=False):
+def bake(c, image, all_=False, force=False, target="local", region="", builder="", verbose=False,
+         security_updates=False):
     """Bake IMAGE (or --all) and what it is built on — exactly what is outdated — verify, record."""
     result = baking.BakeResult()
 
     def work() -> None:
-        baking.bake(image, all_=all_, force=force, target=target, region=region, verbose=verbose,
+        baking.bake(image, all_=all_, force=force, target=target, region=region, builder=builder, verbose=verbose,
                     security_updates=security_updates, hooks=step_hooks(os.environ), result=result)
         if result.rows:
             print(table(result.rows))
@@ -59,12 +62,12 @@ def bake(c, image, all_=False, force=False, target="local", region="", verbose=F
 @task(klass=OptionalPositionalTask, positional=["image"], help={
     "image": "image to plan (with its parents)", "all": "plan every image",
     "security_updates": "check each image's packages against Debian's indexes (security updates are a reason)",
-    "target": "local (default) or aws"})
-def plan(c, image, all_=False, security_updates=False, target="local"):
+    "target": "local (default) or aws", "builder": "plan as if baking with this builder (see bake --builder)"})
+def plan(c, image, all_=False, security_updates=False, target="local", builder=""):
     """Show the image graph and, per image, what a bake would do and why."""
 
     def work() -> None:
-        result = baking.plan(image, all_=all_, target=target, security_updates=security_updates)
+        result = baking.plan(image, all_=all_, target=target, builder=builder, security_updates=security_updates)
         print(render.graph(result.project, {d.image: d for d in result.decisions}))
         print()
         for d in result.decisions:
@@ -105,6 +108,23 @@ def up(c, ref):
 def down(c, name):
     """Stop a VM started by invoke up and remove its overlay."""
     guarded(lambda: print(f"{name} is down" if machines.stop(name) else f"{name} was not up"))
+
+
+@task(positional=["image"], help={
+    "image": "image whose playbook to apply to its chroot workspace (a child of its parent's latest verified version)",
+    "reset": "start the workspace fresh", "specs": "also run the specs that need no boot (the rest are named)",
+    "verbose": "stream Ansible's and pytest's output"})
+def converge(c, image, reset=False, specs=False, verbose=False):
+    """Try a playbook edit in seconds: apply it in a chroot workspace, print what changed; nothing is recorded."""
+
+    def work() -> None:
+        done = baking.converge(image, reset=reset, specs=specs, verbose=verbose)
+        for line in render.converged(done):
+            print(line)
+        if not done.played.ok or (done.specs and done.specs.failures):
+            raise KilnError(f"converge of {image} did not pass", hint="see the lines above")
+
+    guarded(work)
 
 
 @task
@@ -173,12 +193,14 @@ def janitor(c, target="aws", dry_run=False, older_than="3h"):
     guarded(lambda: print("\n".join(upkeep.sweep(target=target, dry_run=dry_run, older_than=older_than).lines)))
 
 
-@task
-def bench(c):
+@task(help={"builders": "instead: both local builders side by side, each baking app cold, after an app change and "
+                        "(chroot) converging an edit; about twenty minutes"})
+def bench(c, builders=False):
     """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
     from tools import bench as bench_tool  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
+    from tools import bench_builders
 
-    guarded(lambda: print(bench_tool.main()))
+    guarded(lambda: print(bench_builders.report(config.default_paths()) if builders else bench_tool.main()))
 
 
 @task(help={"only": "all (default), interrupts (the local bake chain, about 20 minutes), aws (the AMI path on the "
@@ -237,7 +259,7 @@ for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_
     catalog.add_task(_t)
 
 ns = Collection()
-for _t in (bake, plan, validate, images, up, down, foundation, promote, rollback, revoke, restore, prune, janitor,
-           bench, faults):
+for _t in (bake, plan, converge, validate, images, up, down, foundation, promote, rollback, revoke, restore, prune,
+           janitor, bench, faults):
     ns.add_task(_t)
 ns.add_collection(catalog)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,9 +81,12 @@ def run_playbook(work: Path, playbook: Path, *, inventory: Mapping[str, Any], ex
     secrets are kept out of it. A signal while it runs cancels the playbook and
     then stops the bake as anywhere else; a cancelled ansible-playbook that
     lives on in a session of its own (its command line names ``work``) is killed.
+    An earlier run's artifacts under the same ``ident`` are cleared first: its
+    events would otherwise be read back with this run's.
     """
     import ansible_runner
 
+    shutil.rmtree(work / "artifacts" / ident, ignore_errors=True)
     with without_secrets(), proc.deferred_signals() as cancelled:
         try:
             return ansible_runner.run(

@@ -35,7 +35,8 @@ def new_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision, source: So
         inputs=found.to_json())
     layer = Layer(spec=spec, version=version, source=source, inputs=found,
                   log_dir=log_folder(run, spec, version, found),
-                  scratch=run.paths.runs / f"{run.run_id}-{spec.name}", git=run.git, spec_digest=decision.spec_digest)
+                  scratch=run.paths.runs / f"{run.run_id}-{spec.name}", git=run.git, spec_digest=decision.spec_digest,
+                  builder=found.values.get("builder", ""))
     run.reporter.line(f"{layer.ref}: bake on {source.label}{source.place} — {'; '.join(decision.reasons)} "
                       f"(key {found.key[7:19]}, logs {layer.log_dir})")
     return layer
@@ -69,7 +70,8 @@ def earlier_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision, source
     layer = Layer(spec=spec, version=rec.version, source=source, inputs=found,
                   log_dir=log_folder(run, spec, rec.version, found, rec.log_dir),
                   scratch=run.paths.runs / f"{run.run_id}-{spec.name}", git=Git(rec.git_commit, rec.git_dirty),
-                  spec_digest=decision.spec_digest, built=earlier.built, artifacts=earlier.artifacts)
+                  spec_digest=decision.spec_digest, built=earlier.built, artifacts=earlier.artifacts,
+                  builder=found.values.get("builder", ""))
     run.reporter.line(f"{layer.ref}: {earlier.note} (logs {layer.log_dir})")
     return layer
 
@@ -95,12 +97,13 @@ def reverify_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Ro
     build_key = Path(rec.log_dir) / "build-key.pub"
     if build_key.exists():
         shutil.copyfile(build_key, log_dir / "build-key.pub")
-    foundation = str(rec.inputs.get("values", {}).get("foundation", "")) if isinstance(rec.inputs, dict) else ""
+    values = rec.inputs.get("values", {}) if isinstance(rec.inputs, dict) else {}
+    foundation = str(values.get("foundation", ""))
     label = f"{rec.parent[0]}@{rec.parent[1]}" if rec.parent else run.target.root_label(foundation)
     layer = Layer(spec=spec, version=rec.version, source=Source(None, "", label),
                   inputs=decision.inputs or Inputs({}, {}), log_dir=log_dir,
                   scratch=run.paths.runs / f"{run.run_id}-{spec.name}", git=Git(rec.git_commit, rec.git_dirty),
-                  spec_digest=decision.spec_digest, artifacts=artifacts)
+                  spec_digest=decision.spec_digest, artifacts=artifacts, builder=str(values.get("builder", "")))
     run.reporter.line(f"{layer.ref}: re-verify — {'; '.join(decision.reasons)} (logs {log_dir})")
     try:
         return run_steps(run, layer, REVERIFY_STEPS, keep_on_interrupt=True)
@@ -143,8 +146,9 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
     for decision in first:
         if decision.action != plan_mod.UP_TO_DATE:
             run.reporter.line(decision.describe())
-    if any(d.action == plan_mod.BAKE for d in first):
-        run.builder.prepare(run)  # before anything is recorded: a template that does not parse fails here
+    baking = {id(b): b for b in (run.builders[d.image] for d in first if d.action == plan_mod.BAKE)}
+    for builder in baking.values():
+        builder.prepare(run)  # before anything is recorded: a template that does not parse fails here
     done: list[plan_mod.Decision] = []
     for initial in first:
         spec = run.project.get(initial.image)

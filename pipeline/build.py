@@ -15,7 +15,7 @@ from pipeline.run import Run
 
 def step_build(run: Run, layer: Layer) -> None:
     """The builder builds the layer on its source with the layer's playbook."""
-    layer.built = run.builder.build(run, layer)
+    layer.built = run.builders[layer.spec.name].build(run, layer)
 
 
 def step_store(run: Run, layer: Layer) -> None:

@@ -19,7 +19,7 @@ from pipeline.errors import ConfigError
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 FOUNDATION = "foundation"
 CONFIG_FILE = "kiln.toml"
-IMAGE_KEYS = {"parent", "playbook", "specs", "forward", "description"}
+IMAGE_KEYS = {"parent", "playbook", "specs", "forward", "description", "builder"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class ImageSpec:
     specs: Path
     forward: Mapping[str, int] = field(default_factory=dict)
     description: str = ""
+    builder: str = ""  # how its layers are built (a builder of the target); empty: the target's default
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,11 @@ def image_spec(root: Path, name: str, table: object, where: str) -> ImageSpec:
     parent = table.get("parent")
     if parent is not None and not isinstance(parent, str):
         raise ConfigError(f"{where}: images.{name}.parent must be a string")
+    builder = table.get("builder", "")
+    if not isinstance(builder, str) or (builder and not NAME_RE.match(builder)):
+        raise ConfigError(f"{where}: images.{name}.builder must be a builder's name", hint='e.g. builder = "chroot"')
     return ImageSpec(name=name, parent=parent, playbook=playbook, specs=specs, forward=dict(forward),
-                     description=str(table.get("description", "")))
+                     description=str(table.get("description", "")), builder=builder)
 
 
 def check_lineage(images: Mapping[str, ImageSpec], path: Path, text: str) -> None:

@@ -142,7 +142,7 @@ def ensure(recipe: Recipe, cache: Path, log: Path,
             (target.parent / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
             os.replace(work / "foundation.qcow2", target)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            proc.remove_tree(work)
     return target
 
 

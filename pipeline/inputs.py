@@ -20,6 +20,7 @@ import yaml
 from pipeline.config import ImageSpec
 from pipeline.errors import ConfigError
 
+# What a Packer build reads besides the playbook; other builders name theirs (``Builder.key_files``).
 TEMPLATE_FILES = ("packer/image", "packer/finalize.sh", "packer/plugins.pkr.hcl", "playbooks/ansible.cfg")
 SPEC_SHARED = ("specs/conftest.py", "specs/pytest.ini")
 
@@ -118,10 +119,11 @@ def playbook_files(root: Path, playbook: Path) -> list[Path]:
     return files
 
 
-def collect(root: Path, playbook: Path, values: Mapping[str, str]) -> Inputs:
-    """The inputs of one image's bake."""
+def collect(root: Path, playbook: Path, values: Mapping[str, str],
+            templates: Sequence[str] = TEMPLATE_FILES) -> Inputs:
+    """The inputs of one image's bake: ``templates`` (the files its builder reads) and its playbook."""
     paths: list[Path] = []
-    for rel in TEMPLATE_FILES:
+    for rel in templates:
         paths += list(_expand(root, rel))
     paths += playbook_files(root, playbook)
     files = {str(p.relative_to(root)): file_digest(p) for p in paths}

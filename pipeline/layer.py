@@ -73,6 +73,7 @@ class Layer:
     scratch: Path
     git: Git
     spec_digest: str = ""
+    builder: str = ""  # the builder that made (or makes) it: part of its identity
     built: Mapping[str, str] = field(default_factory=dict)  # where the builder left the image, by place
     artifacts: tuple[Artifact, ...] = ()
     report: Path | None = None
@@ -92,5 +93,6 @@ class Layer:
 
     def identity(self) -> dict[str, str]:
         """What the image says about itself (/etc/image-release) and specs expect."""
-        return {"image_name": self.spec.name, "image_version": self.version, "image_parent": self.source.label,
-                "git_commit": self.git.commit, "git_dirty": str(self.git.dirty).lower()}
+        identity = {"image_name": self.spec.name, "image_version": self.version, "image_parent": self.source.label,
+                    "git_commit": self.git.commit, "git_dirty": str(self.git.dirty).lower()}
+        return {**identity, "builder": self.builder} if self.builder else identity

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline import ansible, packer, proc, templates
+from pipeline import ansible, inputs, packer, proc, templates
 from pipeline.errors import BuildFailed, ToolMissing
 from pipeline.layer import Layer
 from pipeline.progress import fmt_seconds
@@ -104,6 +104,7 @@ class PackerBuilder:
 
     name = "packer"
     template_sources: tuple[str, ...] = ()
+    key_files = inputs.TEMPLATE_FILES
     tools: tuple[tuple[str, str], ...] = (("packer", "packer"), ("ssh-keygen", "openssh-client"),
                                           ("ssh", "openssh-client"))
 

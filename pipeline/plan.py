@@ -60,19 +60,22 @@ class Planner:
     project: Project
     catalog: Catalog
     target: Target
-    tool_values: Mapping[str, str]
+    # The tool part of the bake key: the same for every image, or each image's (its builder differs).
+    tool_values: Mapping[str, str] | Callable[[ImageSpec], Mapping[str, str]]
     # Package manifest → pending updates (``pipeline.updates.checker``); None: not checked.
     updates: Callable[[list[dict[str, str]]], list[Any]] | None = None
+    # The files besides its playbook that each image's builder reads (a bake key input).
+    templates: Callable[[ImageSpec], Sequence[str]] = lambda _spec: inputs.TEMPLATE_FILES
 
     def inputs_for(self, spec: ImageSpec, parent: ImageRecord | None) -> inputs.Inputs:
         """The inputs a bake of ``spec`` on ``parent`` (or the foundation) would have now."""
-        values = dict(self.tool_values)
+        values = dict(self.tool_values(spec) if callable(self.tool_values) else self.tool_values)
         if spec.parent is None:
             values["foundation"] = self.target.foundation_value()
         else:
             art = self.target.artifact_of(parent) if parent else None
             values["parent"] = art.id if art else "(none)"
-        return inputs.collect(self.project.root, spec.playbook, values)
+        return inputs.collect(self.project.root, spec.playbook, values, self.templates(spec))
 
     def describe_values(self, values: Sequence[str], old: Mapping[str, object], new: inputs.Inputs) -> list[str]:
         """Readable reasons for changed values."""

@@ -261,3 +261,26 @@ def short_tmpdir(prefix: str = "kiln-") -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def mount_points() -> list[str]:
+    """Every mount point on this machine now."""
+    return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+
+
+def remove_tree(folder: Path) -> bool:
+    """Remove a scratch folder, never through a mount point.
+
+    A chroot build mounts this machine's ``/dev`` and ``/sys`` inside its scratch
+    folder: whatever is still mounted below ``folder`` is detached first (lazily),
+    and if anything stays mounted the folder is left for the janitor. True when removed.
+    """
+    import shutil
+
+    inside = str(folder) + "/"
+    for point in sorted((m for m in mount_points() if m.startswith(inside)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True, stdin=subprocess.DEVNULL)
+    if any(m.startswith(inside) or m == str(folder) for m in mount_points()):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True

@@ -11,7 +11,8 @@ from pipeline import diff, prune
 from pipeline.catalog import LATEST, ChannelEvent, ImageRecord
 from pipeline.config import Project
 from pipeline.plan import Decision
-from pipeline.progress import grid
+from pipeline.progress import fmt_seconds, grid
+from pipeline.targets.local.converge import Converged
 from pipeline.validate import Finding
 
 
@@ -85,3 +86,20 @@ def diff_lines(change: diff.Diff) -> str:
         lines.append("other inputs changed:")
         lines += [f"  {k}: {old or '(none)'} → {new or '(none)'}" for k, old, new in change.values]
     return "\n".join(lines)
+
+
+def converged(done: Converged) -> list[str]:
+    """What ``invoke converge`` did: the workspace, what changed, the specs it ran and those left for the gate."""
+    run = done.played
+    lines = [f"converge: {done.image} — workspace made anew ({done.fresh})" if done.fresh
+             else f"converge: {done.image} — workspace reused"]
+    lines.append(f"converge: {len(run.changed)} task(s) changed in {fmt_seconds(run.seconds)}"
+                 + (": " + ", ".join(run.changed) if run.changed else ""))
+    if not run.ok:
+        lines.append(f"converge: {run.failure()} in the chroot (log {run.log})")
+    if done.specs is not None:
+        specs = done.specs
+        lines.append(f"specs: {specs.tests - len(specs.failures)} of {specs.tests} passed in the chroot"
+                     + (": failed " + ", ".join(specs.failures) if specs.failures else "") + f" (junit {specs.junit})")
+        lines += [f"specs: left for the booted gate: {name}" for name in specs.left]
+    return lines

@@ -1,4 +1,4 @@
-"""One ``invoke bake``: what its layers share — project, catalog, target and builder, git, run id, hooks.
+"""One ``invoke bake``: what its layers share — project, catalog, target and builders, git, run id, hooks.
 
 The application layer (``pipeline.app``) builds it; the orchestrator
 (``pipeline.bake``) and the steps only read it, except for the summary rows
@@ -39,10 +39,10 @@ class Run:
     catalog: Catalog
     reporter: Reporter
     target: Target
-    builder: Builder
+    builders: Mapping[str, Builder]  # each image's builder
     git: Git
     run_id: str
-    tool_values: Mapping[str, str]  # the tool part of every bake key (versions, target, builder)
+    tool_values: Mapping[str, Mapping[str, str]]  # each image's tool part of the bake key (target, builder, versions)
     verbose: bool = False
     hooks: tuple[StepHook, ...] = ()
     updates: Callable[[list[dict[str, str]]], list[Any]] | None = None  # pending-update check, when asked for
@@ -50,7 +50,8 @@ class Run:
 
     def planner(self) -> Planner:
         """The bake-key planner for this run's project, catalog, target and tools."""
-        return Planner(self.project, self.catalog, self.target, self.tool_values, self.updates)
+        return Planner(self.project, self.catalog, self.target, lambda spec: self.tool_values[spec.name], self.updates,
+                       lambda spec: self.builders[spec.name].key_files)
 
     @property
     def log_dir(self) -> Path:

@@ -11,7 +11,6 @@ layer's scratch folder, takes the record out of ``building``, writes
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from collections.abc import Callable, Sequence
 
@@ -76,7 +75,7 @@ def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep
         status = "failed"
         raise
     finally:
-        shutil.rmtree(layer.scratch, ignore_errors=True)
+        proc.remove_tree(layer.scratch)
         if status not in ("verified", "unverified") and not (keep_on_interrupt and status == "interrupted"):
             with contextlib.suppress(Exception):
                 run.catalog.set_status(layer.spec.name, layer.version, status, reason=f"{status} at {label}",

@@ -72,9 +72,12 @@ def _invoke(*args: str, env: dict[str, str], cwd: Path) -> tuple[float, subproce
 def outdated(paths: Paths, image: str) -> list[str]:
     """What a bake of ``image`` would do that is not a no-op (empty when all is up to date)."""
     local = targets.open_target("local", paths)
-    values = targets.key_values(local, targets.builder(local))
+    project = load(paths.project)
+    builders = targets.builders_for(local, project.order([image]))
+    values = targets.values_for(local, builders)
     with local.open_catalog(create=False) as cat:
-        planner = Planner(load(paths.project), cat, local, values)
+        planner = Planner(project, cat, local, lambda spec: values[spec.name],
+                          templates=lambda spec: builders[spec.name].key_files)
         return [d.describe() for d in planner.plan([image]) if d.action != UP_TO_DATE]
 
 

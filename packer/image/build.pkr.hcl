@@ -2,22 +2,22 @@
 # then finalise (the shutdown command) so the image keeps no build access.
 
 build {
-  sources = ["source.qemu.image", "source.amazon-ebs.image"]
+  sources = ["source.qemu.image", "source.amazon-ebs.image", "source.amazon-chroot.image"]
 
-  # For AWS API emulators (moto, LocalStack): their instances are not machines, so
-  # nothing can be provisioned; the AWS-facing half of a bake still runs for real.
+  # Kiln's own API-only tests (KILN_AWS_API_ONLY=1): nothing is provisioned against an
+  # emulator's instances, and the images are recorded unverified.
   source "amazon-ebs.image" {
     name         = "emulator"
     communicator = "none"
   }
 
   provisioner "shell" {
-    except = ["amazon-ebs.emulator"]
+    except = ["amazon-ebs.emulator", "amazon-chroot.image"]
     inline = ["cloud-init status --wait > /dev/null || true"]
   }
 
   provisioner "ansible" {
-    except           = ["amazon-ebs.emulator"]
+    except           = ["amazon-ebs.emulator", "amazon-chroot.image"]
     playbook_file    = var.playbook
     command          = var.ansible_command
     user             = var.ssh_username
@@ -32,13 +32,13 @@ build {
   # Last: install the finaliser that the shutdown command runs as root. It cannot be
   # a provisioner itself: once it deletes the logged-in user, nothing more can run.
   provisioner "file" {
-    except      = ["amazon-ebs.emulator"]
+    except      = ["amazon-ebs.emulator", "amazon-chroot.image"]
     source      = var.finalize_script
     destination = "/tmp/kiln-finalize"
   }
 
   provisioner "shell" {
-    except = ["amazon-ebs.emulator"]
+    except = ["amazon-ebs.emulator", "amazon-chroot.image"]
     inline = ["sudo install -m 0755 /tmp/kiln-finalize /usr/local/sbin/kiln-finalize && rm -f /tmp/kiln-finalize"]
   }
 
@@ -49,6 +49,37 @@ build {
     inline            = ["sudo /usr/local/sbin/kiln-finalize"]
     expect_disconnect = true
     skip_clean        = true
+  }
+
+  # amazon-chroot: the playbook runs in a chroot of the source AMI's volume on the build host,
+  # services kept from starting (policy-rc.d), then the same finaliser, with nothing to power off.
+  provisioner "shell" {
+    only   = ["amazon-chroot.image"]
+    inline = ["printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d", "chmod 0755 /usr/sbin/policy-rc.d"]
+  }
+
+  provisioner "ansible" {
+    only             = ["amazon-chroot.image"]
+    playbook_file    = var.playbook
+    command          = var.ansible_command
+    use_proxy        = false
+    inventory_file   = var.chroot_inventory
+    ansible_env_vars = concat(var.ansible_env_vars, ["SYSTEMD_OFFLINE=1", "debian_chroot=kiln"])
+    extra_arguments = [
+      "--extra-vars", var.ansible_extra_vars,
+      "--extra-vars", "ansible_python_interpreter=/usr/bin/python3",
+    ]
+  }
+
+  provisioner "shell" {
+    only             = ["amazon-chroot.image"]
+    script           = var.finalize_script
+    environment_vars = ["KILN_FINALIZE_CHROOT=1"]
+  }
+
+  provisioner "shell" {
+    only   = ["amazon-chroot.image"]
+    inline = ["rm -f /usr/sbin/policy-rc.d"]
   }
 
   post-processor "manifest" {

@@ -62,3 +62,22 @@ source "amazon-ebs" "image" {
   ssh_interface = var.aws_ssh_interface
   ssh_timeout   = "10m"
 }
+
+# Runs on an EC2 instance (the build host, as root): a volume made from the source AMI is
+# attached there and provisioned in a chroot; no instance is launched per build. Nothing
+# but a real EC2 host can run it (an API emulator has no volumes to attach).
+source "amazon-chroot" "image" {
+  region                 = var.aws_region
+  source_ami             = var.source_image
+  ami_name               = "${var.image_name}-${var.image_version}"
+  ami_description        = "Kiln image ${var.image_name} ${var.image_version}"
+  ami_regions            = var.aws_ami_regions
+  ami_users              = var.aws_ami_users
+  tags                   = var.aws_tags
+  snapshot_tags          = var.aws_tags
+  ena_support            = true
+  sriov_support          = true
+  custom_endpoint_ec2    = var.aws_endpoint_ec2
+  skip_region_validation = var.aws_endpoint_ec2 != ""
+  mount_path             = "/mnt/kiln-chroot/${var.run_id}"
+}

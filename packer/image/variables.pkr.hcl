@@ -68,7 +68,8 @@ variable "ssh_username" {
 
 variable "ssh_private_key_file" {
   type        = string
-  description = "Private half of the per-build key (deleted after the build)."
+  description = "Private half of the per-build key (deleted after the build); amazon-chroot uses none."
+  default     = ""
 }
 
 variable "finalize_script" {
@@ -201,4 +202,10 @@ variable "aws_ssh_keypair_name" {
   type        = string
   description = "EC2 key pair holding the public half of ssh_private_key_file (Kiln imports it per build)."
   default     = ""
+}
+
+variable "chroot_inventory" {
+  type        = string
+  description = "amazon-chroot: an Ansible inventory naming the chroot (mount_path) with the chroot connection."
+  default     = "/dev/null"
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,10 @@ from pipeline.layer import Git
 from pipeline.plan import Decision, Planner
 from pipeline.progress import Reporter, Row
 from pipeline.run import Run, StepHook, new_run_id
+from pipeline.targets.local import converge as workspace
+from pipeline.targets.local.converge import Converged
+
+BUILDER_ENV = "KILN_BUILDER"  # the builder of every image, over kiln.toml (the command line's --builder wins)
 
 
 def select(project: config.Project, image: str, all_: bool) -> list[str]:
@@ -45,7 +50,7 @@ class BakeResult:
 
 
 def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "local", region: str = "",
-         verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
+         builder: str = "", verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
          result: BakeResult | None = None) -> BakeResult:
     """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes."""
     result = result if result is not None else BakeResult()
@@ -53,14 +58,14 @@ def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "
     project = config.load(paths.project)
     names = select(project, image, all_)
     place = targets.open_target(target, paths, region=region)
-    builder = targets.builder(place)
-    values = targets.key_values(place, builder)
+    builders = targets.builders_for(place, project.order(names), builder or os.environ.get(BUILDER_ENV, ""))
+    values = targets.values_for(place, builders)
     place.connect()
     run_id = new_run_id()
     reporter = Reporter(log=paths.logs / run_id / "bake.log")
     checker = security_checker(project.root, paths.cache, reporter) if security_updates else None
     with place.open_catalog() as cat:
-        run = Run(paths=paths, project=project, catalog=cat, reporter=reporter, target=place, builder=builder,
+        run = Run(paths=paths, project=project, catalog=cat, reporter=reporter, target=place, builders=builders,
                   git=Git.of(paths.project), run_id=run_id, tool_values=values, verbose=verbose, hooks=tuple(hooks),
                   updates=checker, rows=result.rows)
         result.decisions = bake_mod.bake(run, names, force=names if force else ())
@@ -75,17 +80,20 @@ class PlanResult:
     decisions: list[Decision]
 
 
-def plan(image: str, *, all_: bool = False, target: str = "local", security_updates: bool = False) -> PlanResult:
+def plan(image: str, *, all_: bool = False, target: str = "local", builder: str = "",
+         security_updates: bool = False) -> PlanResult:
     """What a bake would do, and why, without building anything."""
     paths = config.default_paths()
     project = config.load(paths.project)
     names = select(project, image, all_)
     place = targets.open_target(target, paths)
-    values = targets.key_values(place, targets.builder(place))
+    builders = targets.builders_for(place, project.order(names), builder or os.environ.get(BUILDER_ENV, ""))
+    values = targets.values_for(place, builders)
     checker = security_checker(project.root, paths.cache, Reporter()) if security_updates else None
     place.connect()
     with place.open_catalog() as cat:
-        decisions = Planner(project, cat, place, values, checker).plan(names)
+        decisions = Planner(project, cat, place, lambda spec: values[spec.name], checker,
+                            lambda spec: builders[spec.name].key_files).plan(names)
     return PlanResult(project, decisions)
 
 
@@ -102,3 +110,11 @@ def build_foundation(progress: Callable[[str], None]) -> Path:
     log = paths.logs / "foundation.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     return foundation.ensure(recipe, paths.cache, log, progress=progress)
+
+
+def converge(image: str, *, reset: bool = False, specs: bool = False, verbose: bool = False) -> Converged:
+    """Apply IMAGE's current playbook to its chroot workspace (local); nothing is recorded."""
+    paths = config.default_paths()
+    project = config.load(paths.project)
+    with targets.open_target("local", paths).open_catalog() as cat:
+        return workspace.converge(paths, project, cat, image, reset=reset, specs=specs, stream=verbose)

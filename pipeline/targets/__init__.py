@@ -9,11 +9,11 @@ target is one module and one entry here; tests register their own with
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from ansible.release import __version__ as ansible_core
 
-from pipeline.config import Paths
+from pipeline.config import ImageSpec, Paths
 from pipeline.errors import ConfigError
 from pipeline.targets.base import Builder, Leftover, Target
 
@@ -22,8 +22,8 @@ TARGETS: dict[str, str | Callable[..., Target]] = {
     "aws": "pipeline.targets.aws:AwsTarget",
 }
 
-__all__ = ["TARGETS", "Builder", "Leftover", "Target", "builder", "check", "key_values", "open_target", "register",
-           "target_class"]
+__all__ = ["TARGETS", "Builder", "Leftover", "Target", "builder", "builders_for", "check", "key_values", "open_target",
+           "register", "target_class", "values_for"]
 
 
 def register(name: str, factory: Callable[..., Target]) -> None:
@@ -60,6 +60,28 @@ def builder(target: Target, name: str = "") -> Builder:
         raise ConfigError(f"unknown builder {chosen!r} for target {target.name}",
                           hint=f"builders: {', '.join(choices)}")
     return target.builders[chosen](target)
+
+
+def builders_for(target: Target, specs: Iterable[ImageSpec], chosen: str = "") -> dict[str, Builder]:
+    """Each image's builder: ``chosen`` (the command line), else the image's own ``builder``, else the
+    target's default; one instance per builder, its host tools checked once."""
+    made: dict[str, Builder] = {}
+    picked = {}
+    for spec in specs:
+        name = chosen or spec.builder or target.default_builder or next(iter(target.builders))
+        if name not in made:
+            made[name] = builder(target, name)
+        picked[spec.name] = made[name]
+    return picked
+
+
+def values_for(target: Target, builders: Mapping[str, Builder]) -> dict[str, dict[str, str]]:
+    """Each image's tool part of the bake key; each builder's host tools checked once."""
+    once: dict[int, dict[str, str]] = {}
+    for chosen in builders.values():
+        if id(chosen) not in once:
+            once[id(chosen)] = key_values(target, chosen)
+    return {name: once[id(chosen)] for name, chosen in builders.items()}
 
 
 def key_values(target: Target, builder: Builder) -> dict[str, str]:

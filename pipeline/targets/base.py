@@ -65,6 +65,7 @@ class Builder(Protocol):
 
     name: str
     template_sources: tuple[str, ...]  # the sources of packer/image it builds with (invoke validate checks them)
+    key_files: tuple[str, ...]  # project files besides the playbook that it reads: bake key inputs
 
     def tool_values(self) -> dict[str, str]:
         """Check the host tools (ToolMissing, naming every missing one); the versions that enter the bake key."""
@@ -85,6 +86,7 @@ class Target(Protocol):
     name: str
     builders: Mapping[str, Callable[[Target], Builder]]  # made with their target; the first is the default
     step_labels: Mapping[str, str]  # how this target names a step in progress lines ("store" → "register")
+    default_builder: str  # the project's choice for this target (kiln.toml); "" for the first of ``builders``
 
     @classmethod
     def check_settings(cls, root: Path) -> None:

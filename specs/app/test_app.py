@@ -3,13 +3,17 @@
 import json
 import urllib.request
 
+import pytest
 
+
+@pytest.mark.booted
 def test_nginx_installed_and_running(host):
     assert host.package("nginx").is_installed
     nginx = host.service("nginx")
     assert nginx.is_enabled and nginx.is_running
 
 
+@pytest.mark.booted
 def test_service_runs_unprivileged(host):
     service = host.service("kiln-app")
     assert service.is_enabled and service.is_running
@@ -25,12 +29,14 @@ def test_service_config_has_defaults(host):
     assert env.contains("^KILN_APP_PORT=8080$")
 
 
+@pytest.mark.booted
 def test_nginx_listens_and_app_is_local_only(host):
     assert host.socket("tcp://0.0.0.0:80").is_listening
     assert host.socket("tcp://127.0.0.1:8080").is_listening
     assert not host.socket("tcp://0.0.0.0:8080").is_listening
 
 
+@pytest.mark.booted
 def test_health_from_the_host_reports_this_image(forwarded, expected):
     with urllib.request.urlopen(f"http://{forwarded('http')}/health", timeout=30) as response:
         assert response.status == 200
@@ -42,6 +48,7 @@ def test_health_from_the_host_reports_this_image(forwarded, expected):
     assert body["image"]["parent"] == expected.parent
 
 
+@pytest.mark.booted
 def test_unknown_path_is_404(forwarded):
     try:
         urllib.request.urlopen(f"http://{forwarded('http')}/nope", timeout=30)

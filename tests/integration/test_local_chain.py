@@ -1,4 +1,4 @@
-"""The real local chain: foundation → base → app with Packer, QEMU, Ansible and testinfra.
+"""The real local chain with Packer's qemu builder: foundation → base → app with Packer, QEMU, Ansible, testinfra.
 
 Slow (about a quarter of an hour under software emulation); the foundation is
 cached outside the clone (KILN_CACHE, default ~/.cache/kiln), images and
@@ -52,7 +52,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(home: Path) -> dict[str, str]:
-    return {**os.environ, "KILN_HOME": str(home)}
+    # The one full Packer-qemu chain: every bake of this module uses Packer's qemu builder.
+    return {**os.environ, "KILN_HOME": str(home), "KILN_BUILDER": "packer"}
 
 
 @pytest.fixture(scope="module")

@@ -147,7 +147,7 @@ def test_judge_resume(phase, lines, status, verdict):
 
 def test_every_phase_gets_both_signals():
     pairs = {(c.phase, c.signal) for c in faults.CHAIN}
-    assert pairs == {(p, s) for p in ("foundation", "build", "verify boot", "specs", "publish")
+    assert pairs == {(p, s) for p in ("foundation", "build", "build idempotence", "verify boot", "specs", "publish")
                      for s in ("SIGINT", "SIGTERM")}
 
 

@@ -71,6 +71,7 @@ class FakeTarget:
     name = "fake"
     builders = {"scribe": FakeBuilder}
     step_labels = {"store": "file"}
+    default_builder = ""
 
     def __init__(self, paths: Paths, *, region: str = "") -> None:
         self.paths = paths

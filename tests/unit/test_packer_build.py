@@ -29,7 +29,7 @@ def test_bake_plan_matches_template(root, tmp_path):
     project = config.load(root)
     paths = config.Paths(project=root, home=tmp_path, cache=tmp_path)
     run = Run(paths=paths, project=project, catalog=None, reporter=None, target=LocalTarget(paths),  # type: ignore[arg-type]
-              builder=PackerQemu(None), git=Git("abc", False), run_id="r", tool_values={})
+              builders={"app": PackerQemu(None)}, git=Git("abc", False), run_id="r", tool_values={})
     layer = Layer(spec=project.get("app"), version="2026.1127.141438", source=Source(None, "/s/base.qcow2", "base@1"),
                   inputs=Inputs({}, {}), log_dir=tmp_path, scratch=tmp_path / "s", git=Git("abc", False))
     access = seed.Access(user="packer", key=tmp_path / "k", seed_files=(tmp_path / "user-data",))

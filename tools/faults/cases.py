@@ -21,7 +21,6 @@ class Case:
     phase: str
     image: str
     settle: float = 0.0  # seconds to wait once the phase is reached, to land deeper in it
-    running: str = ""  # a command line that must be running too ("ansible-playbook -e": Packer is provisioning)
 
     @property
     def name(self) -> str:
@@ -31,6 +30,7 @@ class Case:
     def where_words(self) -> str:
         """What the bake's last line must say about where it stopped."""
         return {"foundation": "during the foundation build", "build": f"during build of {self.image}@",
+                "build idempotence": f"during build of {self.image}@",
                 "verify boot": f"during verify (boot) of {self.image}@",
                 "specs": f"during verify (specs) of {self.image}@",
                 "publish": f"during record of {self.image}@"}[self.phase]
@@ -38,14 +38,18 @@ class Case:
 
 # Every phase gets both signals; a case's next run passes through the phase it interrupted
 # (except the first foundation case, whose next run is interrupted in the foundation again).
+# The bakes use the default builder, the chroot builder: "build" is its first converge in the chroot of
+# the mounted layer, "build idempotence" its second (Packer's build is stopped in the aws group).
 CHAIN: tuple[Case, ...] = (
     Case("SIGINT", "foundation", "base", settle=8),
     Case("SIGTERM", "foundation", "base", settle=30),
-    Case("SIGINT", "build", "base", settle=5),
+    Case("SIGINT", "build", "base", settle=3),
+    Case("SIGTERM", "build idempotence", "base", settle=1),
     Case("SIGTERM", "verify boot", "base", settle=3),
     Case("SIGINT", "specs", "base", settle=2),
     Case("SIGTERM", "publish", "base"),
-    Case("SIGTERM", "build", "app", settle=3, running="ansible-playbook -e"),  # Packer's Ansible provisioning
+    Case("SIGTERM", "build", "app", settle=2),
+    Case("SIGINT", "build idempotence", "app", settle=1),
     Case("SIGINT", "verify boot", "app", settle=10),
     Case("SIGTERM", "specs", "app", settle=4),
     Case("SIGINT", "publish", "app"),

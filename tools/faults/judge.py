@@ -91,7 +91,7 @@ def judge_resume(case: Case, outcome: Outcome, nxt: Watch, catalog_status: Calla
     image, version = case.image, outcome.version
     if case.phase == "foundation":
         return "yes" if nxt.has_line("foundation: building") else "no: the next bake did not rebuild the foundation"
-    if case.phase == "build":
+    if case.phase in ("build", "build idempotence"):
         rebuilt = [ln for ln in nxt.lines if f"{image}@" in ln and ": build done" in ln
                    and f"{image}@{version}:" not in ln]
         if catalog_status(image, version) != "interrupted":

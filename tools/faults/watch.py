@@ -133,9 +133,9 @@ def phase_reached(case: Case, watch: Watch) -> Callable[[dict[int, Proc]], bool]
         qemus = [c for c in cmds if Path(c.split(" ", 1)[0]).name.startswith("qemu-system")]
         if case.phase == "foundation":
             return watch.has_line("foundation: building") and any("mmdebstrap" in c for c in cmds)
-        if case.phase == "build":
-            return (watch.has_line(image, ": build …") and any("packer" in c for c in cmds) and bool(qemus)
-                    and (not case.running or any(case.running in c for c in cmds)))
+        if case.phase in ("build", "build idempotence"):
+            words = "converging" if case.phase == "build" else "checking idempotence"
+            return watch.has_line(image, f"build: {words}") and any("ansible-playbook" in c for c in cmds)
         if case.phase == "verify boot":
             return (watch.has_line(image, ": verify …") and not watch.has_line(image, "VM up")
                     and any("/runs/" in c for c in qemus))

@@ -29,6 +29,7 @@ from pipeline.prune import Decision
 from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 from pipeline.targets.aws import amis, instance, janitor, retention, ssm
+from pipeline.targets.aws.packer_chroot import PackerChroot
 from pipeline.targets.aws.packer_ebs import PackerEbs
 from pipeline.targets.aws.settings import AwsSettings, load
 from pipeline.targets.base import Builder, Leftover
@@ -38,13 +39,15 @@ class AwsTarget:
     """AMIs in an AWS account (or an emulator of one)."""
 
     name = "aws"
-    builders: Mapping[str, type[Builder]] = {"packer": PackerEbs}
+    # amazon-ebs launches an instance per build; amazon-chroot needs the bake to run on an EC2 host.
+    builders: Mapping[str, type[Builder]] = {"packer": PackerEbs, "chroot": PackerChroot}
     step_labels: Mapping[str, str] = {"store": "register"}
 
     def __init__(self, paths: Paths, *, region: str = "") -> None:
         self.paths = paths
         self.settings: AwsSettings = load(paths.project, os.environ, {"region": region})
         self.api_only = aws.api_only()
+        self.default_builder = self.settings.builder
 
     @classmethod
     def check_settings(cls, root: Path) -> None:

@@ -47,6 +47,7 @@ class AwsSettings:
     catalog_bucket: str = ""
     catalog_key: str = "kiln/catalog.json"
     ssm_prefix: str = "/kiln/images"
+    builder: str = ""  # how AMIs are built when the command line and the image do not say: packer, chroot
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -118,6 +119,8 @@ def _check(settings: AwsSettings, origin: Mapping[str, str]) -> None:
                  "not aws:* or kiln:* (Kiln's own)")
     if not re.match(r"^[a-z][a-z0-9]*[0-9]?[a-z]*\.[a-z0-9]+$", settings.instance_type):
         fail("instance_type", f"invalid instance type {settings.instance_type!r}", "e.g. t3.micro")
+    if settings.builder and not re.match(r"^[a-z][a-z0-9-]{0,30}$", settings.builder):
+        fail("builder", f"invalid builder name {settings.builder!r}", 'e.g. builder = "packer"')
     if settings.ssh_interface not in SSH_INTERFACES:
         fail("ssh_interface", f"invalid ssh_interface {settings.ssh_interface!r}",
              f"use {' or '.join(SSH_INTERFACES)} (private_ip when this machine is inside the VPC)")

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline import proc
 from pipeline.catalog import Catalog
 from pipeline.janitor import run_started
 from pipeline.prune import Decision
 from pipeline.targets.base import Leftover
+from pipeline.targets.local import chroot
 
 TMP = Path("/tmp")
 
@@ -81,12 +83,20 @@ def leftovers(places: Sequence[Path], older_than: timedelta, now: datetime | Non
             started = run_started(folder.name)
             if (place != TMP or folder.name.startswith("kiln-")) and started is not None \
                     and now - started >= older_than:
-                found.append(Leftover("", "scratch", str(folder), folder.name, str(folder)))
+                still = chroot.held(folder)
+                what = [f"{len(x)} {kind}" for x, kind in zip(still, ("mount(s)", "loop device(s)", "process(es)"),
+                                                               strict=True) if x]
+                text = f"{folder}" + (f" ({', '.join(what)})" if what else "")
+                found.append(Leftover("", "scratch", str(folder), folder.name, text))
     return found
 
 
 def clean(found: Sequence[Leftover]) -> list[str]:
-    """Remove them."""
+    """Remove them: first release what a killed chroot build still holds in them (mounts, loop devices, its
+    export's daemon), so nothing under them is removed through a mount."""
+    lines = []
     for item in found:
-        shutil.rmtree(item.id, ignore_errors=True)
-    return [f"removed {item.describe()}" for item in found]
+        chroot.release(Path(item.id))
+        removed = proc.remove_tree(Path(item.id))
+        lines.append(f"removed {item.describe()}" if removed else f"FAILED to remove {item.describe()}: still mounted")
+    return lines

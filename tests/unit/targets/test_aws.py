@@ -26,7 +26,7 @@ class Place:
 def test_the_build_is_reachable_only_from_this_machine_by_the_chosen_interface(root, tmp_path):
     project = config.load(root)
     paths = config.Paths(project=root, home=tmp_path, cache=tmp_path)
-    run = Run(paths=paths, project=project, catalog=None, reporter=None, target=None, builder=None,  # type: ignore[arg-type]
+    run = Run(paths=paths, project=project, catalog=None, reporter=None, target=None, builders={},  # type: ignore[arg-type]
               git=Git("abc", False), run_id="20261128T100000Z-abcdef", tool_values={})
     layer = Layer(spec=project.get("base"), version="2026.1128.100000", source=Source(None, "ami-1", "debian@ami-1"),
                   inputs=Inputs({}, {}), log_dir=tmp_path, scratch=tmp_path / "s", git=Git("abc", False))
@@ -81,3 +81,21 @@ def test_no_matching_subnet_is_one_clear_error():
         instance.placement(Empty(), AwsSettings(subnet_filter={"tag:tier": "none"}))
 
 
+
+
+def test_the_amazon_chroot_build_plans_what_the_templates_declare(root, tmp_path):
+    from pipeline import validate
+    from pipeline.targets.aws import packer_chroot
+
+    project = config.load(root)
+    paths = config.Paths(project=root, home=tmp_path, cache=tmp_path)
+    run = Run(paths=paths, project=project, catalog=None, reporter=None, target=None, builders={},  # type: ignore[arg-type]
+              git=Git("abc", False), run_id="20261128T100000Z-abcdef", tool_values={})
+    layer = Layer(spec=project.get("base"), version="2026.1128.100000", source=Source(None, "ami-1", "debian@ami-1"),
+                  inputs=Inputs({}, {}), log_dir=tmp_path, scratch=tmp_path, git=Git("abc", False))
+    builder = packer_chroot.PackerChroot(Place())  # type: ignore[arg-type]
+    planned = builder.variables(run, layer)  # type: ignore[arg-type]
+    assert builder.template_sources == ("amazon-chroot.image",) and builder.name == "chroot"
+    templates.check_plan(root / "packer" / "image", planned)
+    assert (tmp_path / "chroot-inventory").read_text().startswith("/mnt/kiln-chroot/20261128T100000Z-abcdef ")
+    assert ("aws", "amazon-chroot.image") in validate.template_sources()  # invoke validate runs packer validate on it

@@ -1,0 +1,158 @@
+"""The local chain with the chroot builder (the default): foundation → base → app provisioned in a chroot of the
+mounted layer, then the same gate — a throwaway VM of the stored image, every spec of the image and its ancestors.
+
+A few minutes under software emulation; the failures that the chroot itself catches cost no boot at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.targets.local import chroot, image_store
+from tests.conftest import ROOT, copy_project
+
+pytestmark = pytest.mark.e2e
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+def invoke(*args: str, env: dict[str, str], timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kiln-chroot-home")
+
+
+@pytest.fixture(scope="module")
+def env(home: Path) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "KILN_BUILDER"} | {"KILN_HOME": str(home)}
+
+
+@pytest.fixture(scope="module")
+def export(env: dict[str, str]) -> dict:
+    baked = invoke("bake", "app", env=env)
+    sys.stdout.write(baked.stdout + baked.stderr)
+    assert baked.returncode == 0, baked.stderr
+    assert "build: mounted, converging" in baked.stdout and "idempotent when built" in baked.stdout
+    return json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+
+
+def images(export: dict, name: str) -> list[dict]:
+    return [i for i in export["images"] if i["name"] == name]
+
+
+def held(home: Path) -> list[str]:
+    """Mounts, loop devices and processes still holding anything under this test's KILN_HOME."""
+    points, loops, daemons = chroot.held(home)
+    return points + loops + [str(pid) for pid in daemons]
+
+
+def test_the_chroot_chain_passes_the_whole_gate(export, home):
+    [base], [app] = images(export, "base"), images(export, "app")
+    assert base["status"] == app["status"] == "verified"
+    for img in (base, app):
+        report = json.loads(Path(img["report"]).read_text())
+        assert report["status"] == "verified" and report["specs"]["ok"] and report["specs"]["tests"] > 5
+        assert report["idempotence"]["ok"] and report["idempotence"]["log"].endswith("idempotence/idempotence.log")
+        assert "changed=0" in Path(report["idempotence"]["log"]).read_text()  # the second converge, in the chroot
+        inputs = json.loads((Path(img["log_dir"]) / "inputs.json").read_text())
+        assert inputs["values"]["builder"] == "chroot" and "packer/image/build.pkr.hcl" not in inputs["files"]
+        assert "packer/finalize.sh" in inputs["files"]
+    assert {"nginx", "chrony", "prometheus-node-exporter"} <= {p["name"] for p in app["packages"]}
+    base_path, app_path = Path(base["artifacts"][0]["path"]), Path(app["artifacts"][0]["path"])
+    assert image_store.backing_file(app_path) == str(base_path)  # a child stores only its delta
+    assert app_path.stat().st_size < base_path.stat().st_size
+    assert held(home) == [] and not list((home / "runs").iterdir())
+
+
+def test_switching_builders_changes_the_bake_key(export, env):
+    same = invoke("plan", "app", env=env, timeout=120)
+    assert "up to date: base" in same.stdout and "up to date: app" in same.stdout
+    other = invoke("plan", "app", "--builder", "packer", env=env, timeout=120)
+    assert other.returncode == 0, other.stderr
+    assert "bake: base — " in other.stdout and "builder chroot → packer" in other.stdout
+    assert "bake: app — parent changed (base will be rebaked first)" in other.stdout
+
+
+def probe(tmp_path: Path, tasks: str, spec: str) -> Path:
+    """A copy of the project with a small image ``probe`` on base."""
+    project = copy_project(tmp_path / "project")
+    (project / "playbooks/probe.yml").write_text(
+        "---\n- name: Probe\n  hosts: all\n  become: true\n  gather_facts: false\n"
+        "  roles:\n    - role: image_release\n  tasks:\n" + tasks)
+    (project / "specs/probe").mkdir()
+    (project / "specs/probe/test_probe.py").write_text(spec)
+    with open(project / "kiln.toml", "a") as fh:
+        fh.write('\n[images.probe]\nparent = "base"\n')
+    return project
+
+
+def failed_probe(env: dict[str, str], project: Path) -> tuple[str, dict]:
+    done = invoke("bake", "probe", env={**env, "KILN_PROJECT": str(project)})
+    sys.stdout.write(done.stdout)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("kiln: error:")]
+    assert "Traceback" not in done.stderr
+    doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    return line, images(doc, "probe")[-1]
+
+
+TASK = "    - name: {name}\n      {module}\n"
+
+
+def test_a_broken_spec_fails_the_bake(export, env, home, tmp_path):
+    line, rec = failed_probe(env, probe(tmp_path, TASK.format(name="Mark", module="ansible.builtin.copy: {content: x, "
+                                                              "dest: /etc/probe, mode: '0644'}"),
+                                        "def test_missing(host):\n    assert host.file('/etc/no-such-file').exists\n"))
+    assert "1 of" in line and "spec(s) failed" in line and "test_missing" in line
+    assert rec["status"] == "failed" and held(home) == []
+
+
+def test_a_task_that_always_changes_fails_in_the_chroot_without_a_boot(export, env, home, tmp_path):
+    line, rec = failed_probe(env, probe(tmp_path, TASK.format(name="Always changes",
+                                                              module="ansible.builtin.command: /bin/true"),
+                                        "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n"))
+    assert "not idempotent — changed on a second run: Always changes" in line and "[step: build]" in line
+    assert rec["status"] == "failed" and not (Path(rec["log_dir"]) / "verify-serial.log").exists()
+    assert held(home) == []
+
+
+def test_a_task_that_needs_a_running_system_names_itself_and_the_packer_builder(export, env, home, tmp_path):
+    task = TASK.format(name="Ask nginx", module="ansible.builtin.uri: {url: 'http://127.0.0.1:1/'}")
+    line, rec = failed_probe(env, probe(tmp_path, task, "def test_ok(host):\n"
+                                                        "    assert host.file('/etc/image-release').exists\n"))
+    assert "task [Ask nginx] failed in the chroot" in line and "--builder packer" in line
+    assert rec["status"] == "failed" and held(home) == []
+
+
+def test_converge_tries_a_playbook_edit_in_seconds_and_records_nothing(export, env, home, tmp_path):
+    before = invoke("catalog.export", env=env, timeout=60).stdout
+    project = copy_project(tmp_path / "project")
+    penv = {**env, "KILN_PROJECT": str(project)}
+    first = invoke("converge", "app", env=penv, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("converge: app — workspace made anew (new)")
+    assert "app_service : Install nginx" in first.stdout
+    again = invoke("converge", "app", env=penv, timeout=600)
+    assert "converge: app — workspace reused" in again.stdout and "converge: 0 task(s) changed" in again.stdout
+    playbook = project / "playbooks/app.yml"
+    playbook.write_text(playbook.read_text() + "  tasks:\n    - name: Leave a note\n      ansible.builtin.copy:\n"
+                                               "        content: converged\n        dest: /etc/kiln-note\n"
+                                               "        mode: '0644'\n")
+    edited = invoke("converge", "app", "--specs", env=penv, timeout=600)
+    assert edited.returncode == 0, edited.stdout + edited.stderr
+    assert "converge: 1 task(s) changed" in edited.stdout and "Leave a note" in edited.stdout
+    assert "specs: 8 of 8 passed in the chroot" in edited.stdout
+    assert "left for the booted gate: app/test_app.py::test_health_from_the_host_reports_this_image" in edited.stdout
+    fresh = invoke("converge", "app", "--reset", env=penv, timeout=600)
+    assert "workspace made anew (--reset)" in fresh.stdout
+    assert invoke("catalog.export", env=env, timeout=60).stdout == before  # nothing recorded, nothing published
+    assert held(home) == []
