@@ -121,7 +121,7 @@ def converge(c, image, reset=False, specs=False, verbose=False):
         done = baking.converge(image, reset=reset, specs=specs, verbose=verbose)
         for line in render.converged(done):
             print(line)
-        if not done.played.ok or (done.specs and done.specs.failures):
+        if not done.played.ok or (done.specs and not done.specs.result.ok):
             raise KilnError(f"converge of {image} did not pass", hint="see the lines above")
 
     guarded(work)

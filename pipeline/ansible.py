@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import proc
+from pipeline import machine, proc
 from pipeline.guest import Guest
 
 
@@ -94,7 +94,7 @@ def run_playbook(work: Path, playbook: Path, *, inventory: Mapping[str, Any], ex
                 extravars=dict(extravars), envvars=dict(envvars), quiet=quiet, ident=ident,
                 cancel_callback=cancelled)
         finally:
-            proc.kill_stray(f"{work}/inventory/")
+            machine.kill_stray(f"{work}/inventory/")
 
 
 def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mapping[str, Any],

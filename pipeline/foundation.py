@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import proc
+from pipeline import machine, proc
 from pipeline.errors import ConfigError, KilnError, ToolMissing
 
 # Bump when the way a recipe becomes a disk changes (partitioning, boot loader, ...).
@@ -142,7 +142,7 @@ def ensure(recipe: Recipe, cache: Path, log: Path,
             (target.parent / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
             os.replace(work / "foundation.qcow2", target)
         finally:
-            proc.remove_tree(work)
+            machine.remove_tree(work)
     return target
 
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline import ansible, inputs, packer, proc, templates
+from pipeline import ansible, inputs, machine, packer, proc, templates
 from pipeline.errors import BuildFailed, ToolMissing
 from pipeline.layer import Layer
 from pipeline.progress import fmt_seconds
@@ -52,14 +52,14 @@ def build(run: Run, layer: Layer, *, only: str, variables: Mapping[str, object],
         run.reporter.line(f"{layer.ref}: build … {fmt_seconds(elapsed)} {last_activity(log)}".rstrip())
 
     # Packer's own temporary files (the seed ISO, plugin sockets) go to a folder removed in every case.
-    with proc.short_tmpdir(prefix=f"kiln-{run.run_id}-") as tmp:
+    with machine.short_tmpdir(prefix=f"kiln-{run.run_id}-") as tmp:
         inv = packer.build_invocation(template_dir=template_dir, var_file=var_file, only=only, workdir=layer.log_dir,
                                       cache=run.paths.cache / "packer", env={**(env or {}), "TMPDIR": str(tmp)})
         try:
             result = proc.run(inv, log, check=False, stream=run.verbose, tick=None if run.verbose else tick,
                               tick_every=60.0)
         finally:
-            proc.kill_stray(f"{tmp}/")  # anything Packer started that left its process group (its inventory is here)
+            machine.kill_stray(f"{tmp}/")  # anything Packer started that left its process group (its inventory is here)
     if result.returncode != 0:
         raise BuildFailed(f"{layer.ref}: packer build failed (exit {result.returncode}): {failure(log)}", log=log)
     return packer.read_manifest(layer.scratch / "manifest.json")

@@ -98,8 +98,8 @@ def converged(done: Converged) -> list[str]:
     if not run.ok:
         lines.append(f"converge: {run.failure()} in the chroot (log {run.log})")
     if done.specs is not None:
-        specs = done.specs
+        specs = done.specs.result
         lines.append(f"specs: {specs.tests - len(specs.failures)} of {specs.tests} passed in the chroot"
                      + (": failed " + ", ".join(specs.failures) if specs.failures else "") + f" (junit {specs.junit})")
-        lines += [f"specs: left for the booted gate: {name}" for name in specs.left]
+        lines += [f"specs: left for the booted gate: {name}" for name in done.specs.left]
     return lines

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 
-from pipeline import build, gate, proc, record
+from pipeline import build, gate, machine, proc, record
 from pipeline.errors import KilnError
 from pipeline.evidence import write_json
 from pipeline.layer import Layer
@@ -75,7 +75,7 @@ def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep
         status = "failed"
         raise
     finally:
-        proc.remove_tree(layer.scratch)
+        machine.remove_tree(layer.scratch)
         if status not in ("verified", "unverified") and not (keep_on_interrupt and status == "interrupted"):
             with contextlib.suppress(Exception):
                 run.catalog.set_status(layer.spec.name, layer.version, status, reason=f"{status} at {label}",

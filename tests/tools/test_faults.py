@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.catalog import Artifact, Catalog
-from pipeline.proc import Proc
+from pipeline.machine import Proc
 from tools import faults
 from tools.faults.judge import judge_resume
 

@@ -51,6 +51,7 @@ class LocalMachine:
 class FakeBuilder:
     name = "scribe"
     template_sources: tuple[str, ...] = ()
+    key_files: tuple[str, ...] = ("scribe.conf",)
 
     def __init__(self, target: Any) -> None:
         self.target = target
@@ -169,6 +170,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "playbooks").mkdir(parents=True)
     shutil.copy(ROOT / "playbooks" / "ansible.cfg", root / "playbooks" / "ansible.cfg")
     (root / "kiln.toml").write_text('[images.trunk]\n\n[images.branch]\nparent = "trunk"\n')
+    (root / "scribe.conf").write_text("ink = black\n")
     for name in ("trunk", "branch"):
         (root / "playbooks" / f"{name}.yml").write_text(PLAYBOOK.format(name=name))
         (root / "specs" / name).mkdir(parents=True)
@@ -206,6 +208,10 @@ def test_a_registered_target_bakes_a_chain_through_the_real_orchestrator(project
     assert [f"fake: trunk/latest → {trunk.version}", f"fake: branch/latest → {branch.version}"] == PUBLISHED
     again = baking.bake("branch", target="fake")
     assert again.rows == [] and {d.action for d in again.decisions} == {"up to date"}
+    # A file the builder reads (its key_files) is part of every layer's bake key.
+    (project / "scribe.conf").write_text("ink = blue\n")
+    changed = baking.bake("branch", target="fake")
+    assert [r.image for r in changed.rows] == ["trunk", "branch"]
 
 
 def test_the_gate_fails_a_bad_spec_on_any_target(project, tmp_path):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.proc import Proc, processes
+from pipeline.machine import Proc, processes
 from tools.faults.cases import Case
 
 

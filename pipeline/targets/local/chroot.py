@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline import proc
+from pipeline import machine, proc
 from pipeline.errors import KilnError
 
 PARTITION_OFFSET = 1024 * 1024  # the foundation's one partition starts at sector 2048
@@ -43,7 +43,7 @@ def exported(disk: Path, work: Path, log: Path) -> Iterator[Path]:
     raw.touch()
     with proc.background(proc.Invocation(daemon_argv(disk, raw)), log) as daemon:
         deadline = time.monotonic() + 30
-        while str(raw) not in proc.mount_points():
+        while str(raw) not in machine.mount_points():
             if daemon.poll() is not None or time.monotonic() > deadline:
                 raise KilnError(f"qemu-storage-daemon could not export {disk.name} (exit {daemon.poll()})", log=log)
             time.sleep(0.02)
@@ -53,7 +53,7 @@ def exported(disk: Path, work: Path, log: Path) -> Iterator[Path]:
             daemon.terminate()  # it unmounts its FUSE export as it stops
             with contextlib.suppress(subprocess.TimeoutExpired):
                 daemon.wait(timeout=20)
-            if str(raw) in proc.mount_points():
+            if str(raw) in machine.mount_points():
                 subprocess.run(["umount", "-l", str(raw)], check=False, capture_output=True)
 
 
@@ -131,13 +131,14 @@ def chroot(disk: Path, work: Path, log: Path) -> Iterator[Path]:
 def held(folder: Path) -> tuple[list[str], list[str], list[int]]:
     """What a killed build still holds under ``folder``: mount points (deepest first), loop devices, processes."""
     inside = str(folder) + "/"
-    points = sorted((m for m in proc.mount_points() if m.startswith(inside)), key=lambda m: m.count("/"), reverse=True)
+    points = sorted((m for m in machine.mount_points() if m.startswith(inside)), key=lambda m: m.count("/"),
+                    reverse=True)
     loops = []
     for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
         with contextlib.suppress(OSError):
             if backing.read_text().strip().startswith(inside):
                 loops.append(f"/dev/{backing.parent.parent.name}")
-    daemons = [p.pid for p in proc.processes().values() if inside in p.cmdline + " "]
+    daemons = [p.pid for p in machine.processes().values() if inside in p.cmdline + " "]
     return points, loops, daemons
 
 

@@ -23,17 +23,15 @@ from pipeline.errors import KilnError
 from pipeline.layer import Git
 from pipeline.targets.local import chroot
 from pipeline.targets.local.chroot_builder import CHROOT_ENV, CONNECTION, Played, play
-from pipeline.testinfra import read_junit
+from pipeline.testinfra import SpecResult, read_junit
 
 
 @dataclass(frozen=True)
 class SpecsRun:
-    """The specs that ran in the chroot, and those left for the booted gate."""
+    """The specs that ran in the chroot (their JUnit verdict), and those left for the booted gate."""
 
-    tests: int
-    failures: tuple[str, ...]
+    result: SpecResult
     left: tuple[str, ...]
-    junit: Path
 
 
 @dataclass(frozen=True)
@@ -102,10 +100,13 @@ def run_specs(root: Path, project: Project, image: str, identity: dict[str, str]
         "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"}
     junit = folder / "junit.xml"
     base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *dirs]
-    proc.run(proc.Invocation((*base, "-v", "--hosts=ansible://workspace", f"--ansible-inventory={inventory}",
-                              "-m", "not booted", f"--junitxml={junit}"), env=env), folder / "specs.log", check=False)
+    ran = proc.run(proc.Invocation((*base, "-v", "--hosts=ansible://workspace", f"--ansible-inventory={inventory}",
+                                    "-m", "not booted", f"--junitxml={junit}"), env=env), folder / "specs.log",
+                   check=False)
     tests, failures = read_junit(junit)
+    result = SpecResult(ran.returncode == 0 and tests > 0 and not failures, tests, tuple(failures), junit,
+                        folder / "specs.log")
     listed = subprocess.run([*base, "--collect-only", "-q", "-m", "booted", "--hosts=local://"], capture_output=True,
                             text=True, env={**proc.Invocation((), env=env).full_env()}, check=False).stdout
     left = tuple(line.strip() for line in listed.splitlines() if "::" in line)
-    return SpecsRun(tests, tuple(failures), left, junit)
+    return SpecsRun(result, left)

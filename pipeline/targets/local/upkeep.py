@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline import proc
+from pipeline import machine
 from pipeline.catalog import Catalog
 from pipeline.janitor import run_started
 from pipeline.prune import Decision
@@ -97,6 +97,6 @@ def clean(found: Sequence[Leftover]) -> list[str]:
     lines = []
     for item in found:
         chroot.release(Path(item.id))
-        removed = proc.remove_tree(Path(item.id))
+        removed = machine.remove_tree(Path(item.id))
         lines.append(f"removed {item.describe()}" if removed else f"FAILED to remove {item.describe()}: still mounted")
     return lines

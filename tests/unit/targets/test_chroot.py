@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import proc
+from pipeline import machine
 from pipeline.targets.local import chroot, upkeep
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root (CI runs as root)")
@@ -107,5 +107,5 @@ def test_a_scratch_folder_is_never_removed_through_a_mount(tmp_path):
     inside.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(inside)], check=True)
     (inside / "precious").write_text("x")
-    assert proc.remove_tree(tmp_path / "scratch") is True  # detached first, then removed
+    assert machine.remove_tree(tmp_path / "scratch") is True  # detached first, then removed
     assert not (tmp_path / "scratch").exists()
