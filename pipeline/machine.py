@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+SHORT_ROOT = 40  # bytes: leaves room for kiln-<run id>-<random>/<tool's socket> under 108
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,13 @@ def kill_stray(marker: str) -> list[int]:
     return found
 
 
+def tmp_root() -> Path:
+    """Where short-lived folders go: ``$TMPDIR`` when its path is short enough for the Unix sockets tools keep
+    there (108 bytes at most, with Kiln's run-named folder and the tool's own name under it), else /tmp."""
+    chosen = Path(tempfile.gettempdir())
+    return chosen if len(str(chosen)) <= SHORT_ROOT else Path("/tmp")
+
+
 @contextlib.contextmanager
 def short_tmpdir(prefix: str = "kiln-") -> Iterator[Path]:
     """A private temporary folder with a short path, removed on exit.
@@ -75,10 +86,7 @@ def short_tmpdir(prefix: str = "kiln-") -> Iterator[Path]:
     Tools put Unix sockets in their TMPDIR (Packer's plugins, SSH control
     masters), and a socket path may not exceed 108 bytes.
     """
-    import shutil
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp_root()))
     try:
         yield folder
     finally:
@@ -97,8 +105,6 @@ def remove_tree(folder: Path) -> bool:
     folder: whatever is still mounted below ``folder`` is detached first (lazily),
     and if anything stays mounted the folder is left for the janitor. True when removed.
     """
-    import shutil
-
     inside = str(folder) + "/"
     for point in sorted((m for m in mount_points() if m.startswith(inside)), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], check=False, capture_output=True, stdin=subprocess.DEVNULL)

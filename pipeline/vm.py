@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from pipeline import proc, seed
+from pipeline import machine, proc, seed
 from pipeline.errors import KilnError
 from pipeline.guest import SshGuest
 
@@ -106,7 +106,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
 def control_dir(run_id: str) -> Path:
     """A short private folder for SSH control sockets (108 bytes at most), named after the run so the
     janitor can find it if the run is killed."""
-    return Path(tempfile.mkdtemp(prefix=f"kiln-ssh-{run_id}-" if run_id else "kiln-ssh-"))
+    return Path(tempfile.mkdtemp(prefix=f"kiln-ssh-{run_id}-" if run_id else "kiln-ssh-", dir=machine.tmp_root()))
 
 
 def _wait_for_ssh(guest: SshGuest, vm: subprocess.Popen[bytes], timeout: float, serial: Path) -> None:

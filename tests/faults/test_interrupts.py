@@ -39,13 +39,37 @@ def test_the_suite_prints_the_table_and_passes(suite):
     assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 3 + len(AWS_ROWS)
 
 
-@pytest.mark.parametrize("case", faults.CHAIN, ids=lambda c: c.name)
-def test_interrupt(suite, case):
-    row = suite["rows"].get(case.name)
+# What every stop must look like, written here rather than taken from the suite: (case, exit code, words the
+# last line must hold). 130 and 143 are what a shell reports for SIGINT and SIGTERM.
+CHAIN_ROWS = (
+    ("SIGINT foundation (base)", 130, "during the foundation build"),
+    ("SIGTERM foundation (base)", 143, "during the foundation build"),
+    ("SIGINT build (base)", 130, "during build of base@"),
+    ("SIGTERM build idempotence (base)", 143, "during build of base@"),
+    ("SIGTERM verify boot (base)", 143, "during verify (boot) of base@"),
+    ("SIGINT specs (base)", 130, "during verify (specs) of base@"),
+    ("SIGTERM publish (base)", 143, "during record of base@"),
+    ("SIGTERM build (app)", 143, "during build of app@"),
+    ("SIGINT build idempotence (app)", 130, "during build of app@"),
+    ("SIGINT verify boot (app)", 130, "during verify (boot) of app@"),
+    ("SIGTERM specs (app)", 143, "during verify (specs) of app@"),
+    ("SIGINT publish (app)", 130, "during record of app@"),
+)
+STOP_SECONDS = 30  # from the signal to the exit, everything cleaned up
+
+
+def test_the_chain_is_every_phase_the_tests_expect():
+    assert [c.name for c in faults.CHAIN] == [name for name, _, _ in CHAIN_ROWS]
+
+
+@pytest.mark.parametrize(("case", "code", "words"), CHAIN_ROWS, ids=[c for c, _, _ in CHAIN_ROWS])
+def test_interrupt(suite, case, code, words):
+    row = suite["rows"].get(case)
     assert row is not None, "the case did not run"
     evidence = row["problems"] + row["details"]
-    assert row["exit_code"] == faults.EXIT_CODES[case.signal], evidence
-    assert case.where_words() in row["last_line"], row["last_line"]
+    assert row["exit_code"] == code, evidence
+    assert row["last_line"].startswith("kiln:") and words in row["last_line"], row["last_line"]
+    assert row["stop_seconds"] <= STOP_SECONDS, f"stopped {row['stop_seconds']:.1f}s after the signal"
     assert row["orphans"] == 0, evidence
     assert row["half_published"] == 0, evidence
     assert row["resumed"] == "yes", row["resumed"]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.targets.local import chroot, image_store
+from pipeline.targets.local import image_store
 from tests.conftest import ROOT, copy_project
+from tests.leftovers import left_behind
 
 pytestmark = pytest.mark.e2e
 INVOKE = str(Path(sys.executable).parent / "invoke")
@@ -49,12 +50,6 @@ def images(export: dict, name: str) -> list[dict]:
     return [i for i in export["images"] if i["name"] == name]
 
 
-def held(home: Path) -> list[str]:
-    """Mounts, loop devices and processes still holding anything under this test's KILN_HOME."""
-    points, loops, daemons = chroot.held(home)
-    return points + loops + [str(pid) for pid in daemons]
-
-
 def test_the_chroot_chain_passes_the_whole_gate(export, home):
     [base], [app] = images(export, "base"), images(export, "app")
     assert base["status"] == app["status"] == "verified"
@@ -70,7 +65,7 @@ def test_the_chroot_chain_passes_the_whole_gate(export, home):
     base_path, app_path = Path(base["artifacts"][0]["path"]), Path(app["artifacts"][0]["path"])
     assert image_store.backing_file(app_path) == str(base_path)  # a child stores only its delta
     assert app_path.stat().st_size < base_path.stat().st_size
-    assert held(home) == [] and not list((home / "runs").iterdir())
+    assert left_behind(home) == []
 
 
 def test_switching_builders_changes_the_bake_key(export, env):
@@ -113,7 +108,7 @@ def test_a_broken_spec_fails_the_bake(export, env, home, tmp_path):
                                                               "dest: /etc/probe, mode: '0644'}"),
                                         "def test_missing(host):\n    assert host.file('/etc/no-such-file').exists\n"))
     assert "1 of" in line and "spec(s) failed" in line and "test_missing" in line
-    assert rec["status"] == "failed" and held(home) == []
+    assert rec["status"] == "failed" and left_behind(home) == []
 
 
 def test_a_task_that_always_changes_fails_in_the_chroot_without_a_boot(export, env, home, tmp_path):
@@ -122,7 +117,7 @@ def test_a_task_that_always_changes_fails_in_the_chroot_without_a_boot(export, e
                                         "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n"))
     assert "not idempotent — changed on a second run: Always changes" in line and "[step: build]" in line
     assert rec["status"] == "failed" and not (Path(rec["log_dir"]) / "verify-serial.log").exists()
-    assert held(home) == []
+    assert left_behind(home) == []
 
 
 def test_a_task_that_needs_a_running_system_names_itself_and_the_packer_builder(export, env, home, tmp_path):
@@ -130,7 +125,7 @@ def test_a_task_that_needs_a_running_system_names_itself_and_the_packer_builder(
     line, rec = failed_probe(env, probe(tmp_path, task, "def test_ok(host):\n"
                                                         "    assert host.file('/etc/image-release').exists\n"))
     assert "task [Ask nginx] failed in the chroot" in line and "--builder packer" in line
-    assert rec["status"] == "failed" and held(home) == []
+    assert rec["status"] == "failed" and left_behind(home) == []
 
 
 def test_converge_tries_a_playbook_edit_in_seconds_and_records_nothing(export, env, home, tmp_path):
@@ -155,4 +150,4 @@ def test_converge_tries_a_playbook_edit_in_seconds_and_records_nothing(export, e
     fresh = invoke("converge", "app", "--reset", env=penv, timeout=600)
     assert "workspace made anew (--reset)" in fresh.stdout
     assert invoke("catalog.export", env=env, timeout=60).stdout == before  # nothing recorded, nothing published
-    assert held(home) == []
+    assert left_behind(home) == []

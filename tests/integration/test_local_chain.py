@@ -19,6 +19,7 @@ import pytest
 from pipeline import vm
 from pipeline.targets.local import image_store
 from tests.conftest import ROOT, copy_project
+from tests.leftovers import left_behind, processes_of
 
 pytestmark = pytest.mark.e2e
 INVOKE = str(Path(sys.executable).parent / "invoke")
@@ -27,22 +28,6 @@ INVOKE = str(Path(sys.executable).parent / "invoke")
 def invoke(*args: str, env: dict[str, str], timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
-
-
-def kiln_processes(home: Path) -> list[str]:
-    """Command lines (whole, from /proc) of running QEMU or Packer processes that mention this test's KILN_HOME."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().split(")")[-1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and str(home) in line and ("qemu" in line or "packer" in line):
-            found.append(line)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +271,7 @@ def test_up_boots_the_image_to_poke_at_and_down_stops_it(export, env, home):
     finally:
         stopped = invoke("down", "app", env=env, timeout=120)
     assert stopped.stdout.strip() == "app is down"
-    assert [p for p in kiln_processes(home) if "qemu" in p] == []
+    assert processes_of(home) == []
     assert not (home / "up" / "app").exists()
 
 
@@ -317,10 +302,7 @@ def test_no_private_key_or_secret_in_what_kiln_wrote(export, home):
 
 
 def test_nothing_left_behind(export, home):
-    assert kiln_processes(home) == []
-    runs = home / "runs"
-    assert not runs.exists() or list(runs.iterdir()) == []
-    assert not list((home / "images").rglob("*.partial"))
+    assert left_behind(home) == []
 
 
 def test_failing_spec_fails_the_bake_and_records_nothing_verified(export, env, home, tmp_path):
@@ -340,7 +322,7 @@ def test_failing_spec_fails_the_bake_and_records_nothing_verified(export, env, h
     assert Path(probes[0]["report"]).exists()
     # the verified base was reused, not rebuilt
     assert len(images(doc, "base")) == 1
-    assert kiln_processes(home) == []
+    assert left_behind(home) == []
 
 
 def probe_project(tmp_path: Path, spec_body: str) -> Path:
@@ -378,5 +360,4 @@ def test_failing_ansible_task_names_the_task_the_role_and_the_log(export, env, h
     doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
     assert images(doc, "probe")[-1]["status"] == "failed"
     assert "probe" not in doc["channels"]
-    assert kiln_processes(home) == []
-    assert list((home / "runs").iterdir()) == []
+    assert left_behind(home) == []

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from pipeline.catalog import Artifact, Catalog
+from pipeline.errors import KilnError
 from pipeline.machine import Proc
 from tools import faults
-from tools.faults.judge import judge_resume
+from tools.faults.chain import kiln_env
+from tools.faults.judge import Snapshot, judge_resume
 
 
 def bake_record(cat: Catalog, home: Path, name: str, *, status: str, report_status: str | None = "verified",
@@ -59,27 +63,55 @@ def test_each_kind_of_half_published_record_is_counted(tmp_path):
     assert any("no record owns" in f for f in found)
 
 
-def test_leftovers_names_scratch_partial_files_and_foundation_work(tmp_path):
-    home, cache = tmp_path / "home", tmp_path / "cache"
-    assert faults.leftovers(home, cache, faults.tmp_entries()) == []
+@pytest.fixture
+def short():
+    """A workspace with a path short enough for the suite's private TMPDIR."""
+    folder = Path(tempfile.mkdtemp(prefix="ft-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_leftovers_names_scratch_partial_files_and_foundation_work(short):
+    home, cache = short / "home", short / "cache"
+    before = Snapshot.take()
+    assert faults.leftovers(home, cache, before) == []
     (home / "runs" / "r1-base").mkdir(parents=True)
     (home / "images" / "base").mkdir(parents=True)
     (home / "images" / "base" / ".v.qcow2.partial").write_bytes(b"")
     (cache / "foundation" / ".build-abc").mkdir(parents=True)
-    found = faults.leftovers(home, cache, faults.tmp_entries())
+    found = faults.leftovers(home, cache, before)
     assert [f.split(":")[0] for f in found] == ["scratch", "partial image", "foundation work folder"]
 
 
-def test_new_temporary_folders_count_as_leftovers(tmp_path):
-    import tempfile
-
-    before = faults.tmp_entries()
-    made = Path(tempfile.mkdtemp(prefix="kiln-", dir="/tmp"))
+def test_what_a_bake_leaves_in_its_private_tmpdir_or_in_tmp_counts(short):
+    home = short / "home"
+    env = kiln_env(home, short / "cache")
+    assert env["TMPDIR"] == str(short / "tmp")
+    before = Snapshot.take()
+    made = Path(tempfile.mkdtemp(prefix="kiln-", dir=env["TMPDIR"]))
+    assert faults.leftovers(home, short / "cache", before) == [f"temporary: {made}"]
+    ignored = Path(tempfile.mkdtemp(prefix="packer", dir="/tmp"))  # a tool that ignored TMPDIR
     try:
-        found = faults.leftovers(tmp_path / "h", tmp_path / "c", before)
-        assert found == [f"temporary: {made}"]
+        assert faults.leftovers(home, short / "cache", before) == [f"temporary: {made}", f"temporary: {ignored}"]
     finally:
-        made.rmdir()
+        ignored.rmdir()
+
+
+def test_a_new_mount_anywhere_is_a_leftover(short):
+    before = Snapshot.take()
+    point = short / "point"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(point)], check=True)
+    try:
+        assert Snapshot.take().new_since(before) == [f"mount: {point}"]
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+    assert Snapshot.take().new_since(before) == []
+
+
+def test_a_workspace_too_long_for_a_socket_path_is_refused(tmp_path):
+    with pytest.raises(KilnError, match="too long a path"):
+        faults.private_tmp(tmp_path / ("x" * 60) / "home")
 
 
 WATCH_SCRIPT = """
@@ -106,6 +138,29 @@ def test_the_watch_counts_what_a_finished_process_left_running():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [True, 0, ["sleep 120"], True, []]
+
+
+MARKED_SCRIPT = """
+import json, os, signal, subprocess, time
+from tools import faults
+# The sleeper leaves the tree before any poll could see it: only its environment names whose it is.
+env = {**os.environ, "TMPDIR": "/tmp/marked-by-this-test"}
+proc = subprocess.Popen(["sh", "-c", "setsid sleep 120 >/dev/null 2>&1 &"], env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+watch = faults.Watch(proc)
+watch.finish(30)
+unmarked, left = watch.survivors(), watch.survivors("TMPDIR=/tmp/marked-by-this-test")
+for p in left:
+    os.kill(p.pid, signal.SIGKILL)
+print(json.dumps([[p.cmdline for p in unmarked], [p.cmdline for p in left]]))
+"""
+
+
+def test_the_watch_finds_a_process_it_never_saw_by_the_bakes_environment():
+    done = subprocess.run([sys.executable, "-c", MARKED_SCRIPT], cwd=Path(__file__).parents[2], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[], ["sleep 120"]]
 
 
 def test_descendants_include_children_of_known_pids():

@@ -64,7 +64,8 @@ def test_a_signal_during_an_ansible_runner_run_cancels_it_and_still_stops_kiln(t
                 tmp_path / "run", playbook, quiet=True, ident="slow", extravars={},
                 inventory={"all": {"hosts": {"localhost": {"ansible_connection": "local",
                                                            "ansible_python_interpreter": sys.executable}}}},
-                envvars={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+                envvars={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                         "TMPDIR": str(tmp_path)})  # the killed module's payload folder stays there
         assert signal.getsignal(signal.SIGTERM) is stop
     finally:
         timer.cancel()

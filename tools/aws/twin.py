@@ -200,6 +200,10 @@ class Twin:
         """Instances whose VM runs now."""
         return [m.instance for m in self.machines.values() if m.process is not None and m.process.poll() is None]
 
+    def pids(self) -> set[int]:
+        """The twin's own processes (its VMs): the fault suite spares them when it counts a bake's leftovers."""
+        return {m.process.pid for m in self.machines.values() if m.process is not None and m.process.poll() is None}
+
     def settled(self, timeout: float = 60) -> list[str]:
         """The VMs still running once the twin has caught up with the emulator (it follows twice a second)."""
         deadline = time.monotonic() + timeout

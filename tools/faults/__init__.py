@@ -1,13 +1,15 @@
 """The fault suite's interrupt and concurrency cases, run for real and summed up in one table.
 
 ``invoke faults`` bakes ``app`` from nothing in a fresh KILN_HOME and KILN_CACHE
-and interrupts it ten times: SIGINT (Ctrl-C) and SIGTERM (Jenkins' abort) in
-each phase — foundation, Packer build, verification boot, specs, publishing.
-Each interrupted run is the starting point of the next, so the runs form one
-chain that ends in two bakes of ``app`` started at once, which must finish.
-After every stop it looks for what a careless bake leaves behind: processes it
-started that are still alive, temporary folders and disks, mounts, loop
-devices, and catalog records that claim more than is true. It then runs fifty
+and interrupts it twelve times: SIGINT (Ctrl-C) and SIGTERM (Jenkins' abort) in
+each phase — foundation, the chroot build and its idempotence run, verification
+boot, specs, publishing. Each interrupted run is the starting point of the
+next, so the runs form one chain that ends in two bakes of ``app`` started at
+once, which must finish. After every stop it looks for what a careless bake
+leaves behind: processes it started that are still alive, anything in the
+private TMPDIR it gets, new mounts, FUSE exports, loop devices and /tmp entries
+on the machine, and catalog records that claim more than is true. The aws
+group does the same to the AMI path on the EC2 twin. It then runs fifty
 concurrent catalog writers on SQLite and on the S3 store (against a moto
 server on 127.0.0.1) and counts their updates.
 
@@ -29,19 +31,44 @@ from pipeline.errors import KilnError
 from tools.faults.aws import run_aws
 from tools.faults.cases import CHAIN, EXIT_CODES, WRITERS, Case, Outcome, table, write_json
 from tools.faults.chain import run_chain
-from tools.faults.judge import half_published, leftovers, tmp_entries, version_in
+from tools.faults.judge import half_published, leftovers, private_tmp, version_in
 from tools.faults.watch import Watch, become_subreaper, descendants
 from tools.faults.writers import s3_writers, sqlite_writers
 
 PARTS = ("all", "interrupts", "aws", "writers")
 __all__ = ["CHAIN", "EXIT_CODES", "WRITERS", "Case", "Outcome", "Watch", "become_subreaper", "descendants",
-           "half_published", "leftovers", "run", "s3_writers", "sqlite_writers", "table", "tmp_entries", "version_in",
+           "half_published", "leftovers", "run", "s3_writers", "sqlite_writers", "table", "private_tmp", "version_in",
            "main", "workspace", "write_json"]
 
 
 def run(workdir: Path, *, only: str = "all", say: Callable[[str], None] = print) -> list[Outcome]:
     """Every case (``only``: one of ``PARTS``), in a fresh ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
+    with own_tmp(workdir / "suite-tmp"):
+        return run_parts(workdir, only, say)
+
+
+@contextlib.contextmanager
+def own_tmp(folder: Path) -> Iterator[None]:
+    """The suite's own temporary files (the EC2 twin's, the emulator's) go to ``folder``, not /tmp, where each
+    case looks for what a bake left."""
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[1]
+
+
+def run_parts(workdir: Path, only: str, say: Callable[[str], None]) -> list[Outcome]:
+    """The parts of the suite ``only`` names, one after the other."""
     outcomes: list[Outcome] = []
     if only in ("all", "interrupts"):
         outcomes += run_chain(workdir, say)

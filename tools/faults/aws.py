@@ -29,7 +29,7 @@ from tools.aws import emulator
 from tools.aws.twin import Twin
 from tools.faults.cases import EXIT_CODES, Outcome
 from tools.faults.chain import ROOT, kiln_env, start_bake
-from tools.faults.judge import leftovers, tmp_entries, version_in
+from tools.faults.judge import Snapshot, leftovers, mark, version_in
 from tools.faults.watch import Watch
 
 BASE = """---
@@ -145,16 +145,16 @@ class Group:
         env = {**kiln_env(self.home, self.cache), **self.env, "KILN_PROJECT": str(project or self.project)}
         return start_bake("base", env, "--target", "aws")
 
-    def judge(self, outcome: Outcome, watch: Watch, tmp_before: set[Path], expected: str) -> Outcome:
+    def judge(self, outcome: Outcome, watch: Watch, before: Snapshot, expected: str) -> Outcome:
         """What was left, here and in the account, and what the catalog says of the version."""
         outcome.version = version_in(watch.lines, "base")
         outcome.last_line = next((ln for ln in reversed(watch.err) if ln.strip()), "")
-        survivors = watch.survivors()
+        survivors = watch.survivors(mark(self.home), spare=self.twin.pids())
         for p in survivors:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGKILL)
         left = [f"process {p.pid}: {p.cmdline[:120]}" for p in survivors] if expected != "building" else []
-        left += leftovers(self.home, self.cache, tmp_before) + left_in_account(self.twin)
+        left += leftovers(self.home, self.cache, before) + left_in_account(self.twin)
         left += [f"twin: {p}" for p in self.twin.problems]
         half = catalog_problems("base", outcome.version, expected) if outcome.version else ["no version was named"]
         outcome.orphans, outcome.half_published = len(left), len(half)
@@ -164,7 +164,7 @@ class Group:
     def stop(self, name: str, sig: str, ready: Callable[[Watch, dict], bool], where: str) -> Outcome:
         """A bake stopped by ``sig`` once ``ready``: it must clean up everything, and say where it stopped."""
         outcome = Outcome(case=name, phase=name.split()[1], signal=sig)
-        tmp_before, started = tmp_entries(), time.monotonic()
+        before, started = Snapshot.take(), time.monotonic()
         watch = self.bake()
         with watch.stopping():
             if not watch.wait_for(lambda live: ready(watch, live), 1800) or watch.proc.poll() is not None:
@@ -181,7 +181,7 @@ class Group:
                                     f"{EXIT_CODES[sig]} and {where!r}")
         if sig == "SIGKILL":
             self.sweep(outcome)
-        return self.judge(outcome, watch, tmp_before, "building" if sig == "SIGKILL" else "interrupted")
+        return self.judge(outcome, watch, before, "building" if sig == "SIGKILL" else "interrupted")
 
     def sweep(self, outcome: Outcome) -> None:
         """After a SIGKILL: the janitor (aws, then local) must find and remove what the bake left."""
@@ -196,7 +196,7 @@ class Group:
 
     def fail(self, name: str, change: Callable[[Path], None], words: str) -> Outcome:
         """A bake that must fail in the gate on the launched instance, in one line naming why."""
-        outcome, tmp_before, started = Outcome(case=name, phase="verify"), tmp_entries(), time.monotonic()
+        outcome, before, started = Outcome(case=name, phase="verify"), Snapshot.take(), time.monotonic()
         project = self.work / name.replace(" ", "-")
         shutil.copytree(self.project, project)
         change(project)
@@ -207,7 +207,7 @@ class Group:
         last = [ln for ln in watch.err if ln.startswith("kiln: error:")]
         if outcome.exit_code != 1 or len(last) != 1 or words not in last[0]:
             outcome.problems.append(f"exit {outcome.exit_code}, error lines {last!r}; expected one naming {words!r}")
-        return self.judge(outcome, watch, tmp_before, "failed")
+        return self.judge(outcome, watch, before, "failed")
 
 
 def failing_spec(project: Path) -> None:

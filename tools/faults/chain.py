@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.cli import PAUSE_ENV, PAUSE_SECONDS_ENV
 from tools.faults.cases import CHAIN, EXIT_CODES, Case, Outcome
-from tools.faults.judge import half_published, judge_resume, leftovers, tmp_entries, version_in
+from tools.faults.judge import Snapshot, half_published, judge_resume, leftovers, mark, private_tmp, version_in
 from tools.faults.watch import Watch, become_subreaper, phase_reached
 
 RUN_TIMEOUT = 1800.0
@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]  # where tasks.py is: invoke looks fo
 def kiln_env(home: Path, cache: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of one bake of the chain."""
     env = {k: v for k, v in os.environ.items() if k not in (PAUSE_ENV, PAUSE_SECONDS_ENV)}
-    return {**env, "KILN_HOME": str(home), "KILN_CACHE": str(cache), "NO_COLOR": "1", **(extra or {})}
+    return {**env, "KILN_HOME": str(home), "KILN_CACHE": str(cache), "NO_COLOR": "1",
+            "TMPDIR": str(private_tmp(home)), **(extra or {})}
 
 
 def start_bake(image: str, env: dict[str, str], *more: str) -> Watch:
@@ -39,8 +40,7 @@ def interrupt(case: Case, home: Path, cache: Path, say: Callable[[str], None]) -
     """Run ``invoke bake app``, stop it with ``case.signal`` inside ``case.phase``, and look around."""
     outcome = Outcome(case=case.name, phase=case.phase, signal=case.signal)
     extra = {PAUSE_ENV: f"record:{case.image}", PAUSE_SECONDS_ENV: "600"} if case.phase == "publish" else {}
-    tmp_before = tmp_entries()
-    started = time.monotonic()
+    before, started = Snapshot.take(), time.monotonic()
     watch = start_bake("app", kiln_env(home, cache, extra))
     with watch.stopping():
         reached = watch.wait_for(phase_reached(case, watch), RUN_TIMEOUT)
@@ -65,8 +65,8 @@ def interrupt(case: Case, home: Path, cache: Path, say: Callable[[str], None]) -
         outcome.problems.append(f"exit code {outcome.exit_code}, expected {EXIT_CODES[case.signal]}")
     if len(kiln_lines) != 1 or case.where_words() not in kiln_lines[0] or "Traceback" in "\n".join(err):
         outcome.problems.append(f"the last line does not say where it stopped: {outcome.last_line!r}")
-    survivors = watch.survivors()
-    left = [f"process {p.pid}: {p.cmdline[:120]}" for p in survivors] + leftovers(home, cache, tmp_before)
+    survivors = watch.survivors(mark(home))
+    left = [f"process {p.pid}: {p.cmdline[:120]}" for p in survivors] + leftovers(home, cache, before)
     for p in survivors:  # do not let one failed case poison the next
         with contextlib.suppress(ProcessLookupError):
             os.kill(p.pid, signal.SIGKILL)
@@ -121,8 +121,7 @@ def finish_twice(home: Path, cache: Path, pending: list[tuple[Case, Outcome]],
     from pipeline.catalog import Catalog
 
     outcome = Outcome(case="two bakes of app at once", phase="resume + finish")
-    tmp_before = tmp_entries()
-    started = time.monotonic()
+    before, started = Snapshot.take(), time.monotonic()
     say("two bakes of app at once, to finish the chain")
     first = start_bake("app", kiln_env(home, cache))
     with first.stopping():
@@ -141,8 +140,8 @@ def finish_twice(home: Path, cache: Path, pending: list[tuple[Case, Outcome]],
     worker, waiter = (second, first) if second.has_line("app@", ": resume") else (first, second)
     for case, earlier in pending:
         earlier.resumed = judge_resume(case, earlier, worker, status)
-    left = [f"process {p.pid}: {p.cmdline[:120]}" for p in first.survivors() + second.survivors()]
-    left += leftovers(home, cache, tmp_before)
+    left = [f"process {p.pid}: {p.cmdline[:120]}" for p in first.survivors(mark(home)) + second.survivors()]
+    left += leftovers(home, cache, before)
     half = half_published(home, None)
     outcome.orphans, outcome.half_published, outcome.details = len(left), len(half), left + half
     if codes != [0, 0]:

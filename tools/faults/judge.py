@@ -6,36 +6,69 @@ import contextlib
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import machine
+from pipeline.errors import KilnError
 from tools.faults.cases import Case, Outcome
 from tools.faults.watch import Watch
 
-TMP_PATTERNS = ("kiln-*", "packer*", "mmdebstrap.*", "apt-dpkg-install-*", "tmp*")
+
+def private_tmp(home: Path) -> Path:
+    """The TMPDIR of the suite's bakes, next to their home: whatever is in it after a case, that case left.
+
+    Being private, it makes the suite blind to what other jobs on this machine do in /tmp."""
+    tmp = home.parent / "tmp"
+    if len(str(tmp)) > machine.SHORT_ROOT:
+        raise KilnError(f"the fault suite's folder {home.parent} is too long a path for its bakes' TMPDIR",
+                        hint=f"use a folder of at most {machine.SHORT_ROOT - 4} characters")
+    tmp.mkdir(parents=True, exist_ok=True)
+    return tmp
 
 
-def tmp_entries() -> set[Path]:
-    """The temporary folders and files that the tools Kiln runs may create in /tmp."""
-    return {p for pattern in TMP_PATTERNS for p in Path("/tmp").glob(pattern)}
+def mark(home: Path) -> str:
+    """The environment entry every process of the suite's bakes carries (see ``Watch.survivors``)."""
+    return f"TMPDIR={private_tmp(home)}"
 
 
-def leftovers(home: Path, cache: Path, tmp_before: set[Path]) -> list[str]:
-    """Temporary disks, folders, mounts and loop devices a stopped bake left behind."""
+@dataclass(frozen=True)
+class Snapshot:
+    """This machine's mounts (FUSE exports among them), loop devices and /tmp entries at one moment.
+
+    Compared before and after a case, it catches what a tool left outside the
+    places the suite gives its bakes; run the suite alone, since another job's
+    new mounts or /tmp entries would count too."""
+
+    entries: frozenset[str]
+
+    @classmethod
+    def take(cls) -> Snapshot:
+        """The machine now."""
+        found = set()
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _, point, kind = line.split()[:3]
+            found.add(f"{'FUSE export' if kind.startswith('fuse') else 'mount'}: {point}")
+        for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+            with contextlib.suppress(OSError):
+                found.add(f"loop device: {backing.parent.parent.name} on {backing.read_text().strip()}")
+        found |= {f"temporary: {p}" for p in Path("/tmp").iterdir()}
+        return cls(frozenset(found))
+
+    def new_since(self, before: Snapshot) -> list[str]:
+        """What appeared between ``before`` and this one."""
+        return sorted(self.entries - before.entries)
+
+
+def leftovers(home: Path, cache: Path, before: Snapshot) -> list[str]:
+    """Temporary disks, folders, mounts and loop devices a stopped bake left behind: in the places it was
+    given, and on this machine since ``before``."""
+    tmp = private_tmp(home)
     found = [f"scratch: {p}" for p in sorted((home / "runs").glob("*"))]
     found += [f"partial image: {p}" for p in sorted((home / "images").rglob("*.partial"))]
     found += [f"foundation work folder: {p}" for p in sorted((cache / "foundation").glob(".build-*"))]
-    found += [f"temporary: {p}" for p in sorted(tmp_entries() - tmp_before)]
-    for line in Path("/proc/mounts").read_text().splitlines():
-        point = line.split()[1]
-        in_new_tmp = point.startswith("/tmp/") and Path(*Path(point).parts[:3]) not in tmp_before
-        if str(home) in point or str(cache) in point or in_new_tmp:
-            found.append(f"mount: {point}")
-    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
-        with contextlib.suppress(OSError):
-            name = backing.read_text().strip()
-            if str(cache) in name or str(home) in name:
-                found.append(f"loop device: {backing.parent.parent.name} on {name}")
-    return found
+    found += [f"temporary: {p}" for p in sorted(tmp.iterdir())]
+    return found + Snapshot.take().new_since(before)
 
 
 def half_published(home: Path, interrupted: tuple[str, str] | None) -> list[str]:

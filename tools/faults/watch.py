@@ -43,6 +43,22 @@ def become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
+def carrying(entry: str, table: dict[int, Proc]) -> list[Proc]:
+    """Live processes whose environment holds ``entry`` (``NAME=value``).
+
+    Every process a bake starts inherits its environment: marked with the suite's
+    private TMPDIR, even one that left the tree between two polls is found.
+    """
+    wanted = entry.encode()
+    found = []
+    for p in table.values():
+        with contextlib.suppress(OSError):
+            if p.state != "Z" and p.pid != os.getpid() and \
+                    wanted in Path(f"/proc/{p.pid}/environ").read_bytes().split(b"\0"):
+                found.append(p)
+    return found
+
+
 def reap(table: dict[int, Proc]) -> None:
     """Collect exited orphans re-parented to us (call it only once the bakes started here were waited for)."""
     me = os.getpid()
@@ -111,13 +127,21 @@ class Watch:
             t.join(5)  # a process left behind may still hold the pipe: it is counted, not waited for
         return code
 
-    def survivors(self) -> list[Proc]:
-        """Processes the bake started that are still alive (zombies aside)."""
+    def survivors(self, mark: str = "", spare: Iterable[int] = ()) -> list[Proc]:
+        """Processes the bake started that are still alive (zombies aside): every one seen in its tree, every
+        one whose environment carries ``mark``, and, once the bake has exited, every process still below this
+        one (their subreaper) but ``spare`` and what runs below those."""
         table = processes()
+        found = {(p.pid, p.start): p for p in carrying(mark, table)} if mark else {}
         if self.proc.poll() is not None:
             reap(table)
-        return [p for (pid, start), p in self.seen.items()
-                if pid in table and table[pid].start == start and table[pid].state != "Z"]
+            table = processes()
+            spared = set(spare) | descendants(-1, table, spare)
+            found |= {(table[pid].pid, table[pid].start): table[pid]
+                      for pid in descendants(os.getpid(), table) - spared if table[pid].state != "Z"}
+        found |= {(pid, start): p for (pid, start), p in self.seen.items()
+                  if pid in table and table[pid].start == start and table[pid].state != "Z"}
+        return list(found.values())
 
     def has_line(self, *words: str) -> bool:
         """Whether an output line contains every one of ``words``."""

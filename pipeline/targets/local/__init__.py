@@ -156,7 +156,7 @@ class LocalTarget:
     def leftovers(self, older_than: timedelta, statuses: Callable[[], Mapping[tuple[str, str], str]]
                   ) -> list[Leftover]:
         """Scratch folders of killed runs (the catalog is not needed)."""
-        return upkeep.leftovers([self.paths.runs, upkeep.TMP], older_than)
+        return upkeep.leftovers(self.paths.runs, older_than)
 
     def clean(self, leftovers: Sequence[Leftover]) -> list[str]:
         """Remove them."""

@@ -23,7 +23,10 @@ from pipeline.prune import Decision
 from pipeline.targets.base import Leftover
 from pipeline.targets.local import chroot
 
-TMP = Path("/tmp")
+
+def tmp_places() -> list[Path]:
+    """Where runs keep short temporary folders: /tmp, and $TMPDIR when it is another short folder."""
+    return sorted({Path("/tmp"), machine.tmp_root()})
 
 
 def _qemu_disks() -> list[str]:
@@ -73,16 +76,16 @@ def delete(catalog: Catalog, doomed: Sequence[Decision], store: Path) -> list[st
     return []
 
 
-def leftovers(places: Sequence[Path], older_than: timedelta, now: datetime | None = None) -> list[Leftover]:
+def leftovers(runs: Path, older_than: timedelta, now: datetime | None = None,
+              tmp: Sequence[Path] | None = None) -> list[Leftover]:
     """Scratch folders of local runs that started at least ``older_than`` ago: in ``$KILN_HOME/runs``, and
-    the short temporary folders in /tmp (Packer's, SSH control sockets) named after their run."""
+    the short temporary folders (Packer's, SSH control sockets) in ``tmp`` named ``kiln-…`` after their run."""
     now = now or datetime.now(UTC)
     found = []
-    for place in places:
+    for place, prefix in [(runs, ""), *((t, "kiln-") for t in (tmp_places() if tmp is None else tmp))]:
         for folder in sorted(place.iterdir()) if place.is_dir() else []:
             started = run_started(folder.name)
-            if (place != TMP or folder.name.startswith("kiln-")) and started is not None \
-                    and now - started >= older_than:
+            if folder.name.startswith(prefix) and started is not None and now - started >= older_than:
                 still = chroot.held(folder)
                 what = [f"{len(x)} {kind}" for x, kind in zip(still, ("mount(s)", "loop device(s)", "process(es)"),
                                                                strict=True) if x]

@@ -95,7 +95,7 @@ def test_the_janitor_releases_what_a_killed_chroot_build_held(tmp_path):
     time.sleep(0.5)
     points, loops, daemons = held_anywhere(scratch)
     assert len(points) >= 5 and loops and daemons, (points, loops, daemons)
-    [found] = upkeep.leftovers([runs], timedelta(0))
+    [found] = upkeep.leftovers(runs, timedelta(0), tmp=())
     assert "mount(s)" in found.describe() and "loop device(s)" in found.describe()
     assert upkeep.clean([found]) == [f"removed {found.describe()}"]
     assert held_anywhere(scratch) == ([], [], []) and not scratch.exists()

@@ -1,7 +1,9 @@
 """The local target: its content-addressed store, what is in use, prune's deletions, the janitor's scratch."""
 
 import hashlib
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from pipeline import prune, render
 from pipeline.catalog import Artifact, Catalog
@@ -67,15 +69,17 @@ def test_in_use_sees_a_running_qemu_backing_chain(tmp_path):
     assert str(base) not in upkeep.in_use()
 
 
-def test_the_janitor_finds_a_killed_runs_scratch_by_its_run_id(tmp_path):
+def test_the_janitor_finds_a_killed_runs_scratch_by_its_run_id(tmp_path, monkeypatch):
     old, new = "20261101T020000Z-0a1d0d", "29991231T235959Z-fe0e0e"
-    runs = tmp_path / "runs"
-    made = [runs / f"{old}-base", runs / f"{new}-base", upkeep.TMP / f"kiln-{old}-ab12cd",
-            upkeep.TMP / f"kiln-ssh-{old}-ef34gh", upkeep.TMP / f"kiln-ssh-{new}-ij56kl", upkeep.TMP / f"other-{old}"]
+    runs, tmp = tmp_path / "runs", Path("/tmp")
+    private = Path(tempfile.mkdtemp(prefix="jt-", dir="/tmp"))  # a short $TMPDIR: runs keep sockets there too
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    made = [runs / f"{old}-base", runs / f"{new}-base", tmp / f"kiln-{old}-ab12cd",
+            private / f"kiln-ssh-{old}-ef34gh", tmp / f"kiln-ssh-{new}-ij56kl", tmp / f"other-{old}"]
     for folder in made:
         folder.mkdir(parents=True)
     try:
-        found = upkeep.leftovers([runs, upkeep.TMP], timedelta(hours=3))
+        found = upkeep.leftovers(runs, timedelta(hours=3), tmp=upkeep.tmp_places())
         assert sorted(item.id for item in found) == sorted(str(p) for p in made[:1] + made[2:4])
         assert upkeep.clean(found) == [f"removed {item.describe()}" for item in found]
         assert [p.exists() for p in made] == [False, True, False, False, True, True]
@@ -83,3 +87,4 @@ def test_the_janitor_finds_a_killed_runs_scratch_by_its_run_id(tmp_path):
         for folder in made:
             if folder.exists():
                 folder.rmdir()
+        private.rmdir()
