@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from pipeline import machine, proc, seed
@@ -89,9 +89,13 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
             guest = SshGuest(ssh_port=ssh_port, access=access,
                           ssh_config=seed.ssh_config(scratch / "ssh_config", access, control),
                           forwards=host_ports, pid=vm.pid)
-            _wait_for_ssh(guest, vm, timeout, log_dir / f"{name}-serial.log")
-            subprocess.run(guest.ssh_argv("sudo", "cloud-init", "status", "--wait"), check=False,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+            serial = log_dir / f"{name}-serial.log"
+
+            def alive() -> None:
+                if vm.poll() is not None:
+                    raise KilnError(f"QEMU exited (code {vm.returncode}) before the VM answered on SSH", log=serial)
+
+            settle(guest, time.monotonic() + timeout, alive, what="the VM", log=serial)
             try:
                 yield guest
             finally:
@@ -109,17 +113,29 @@ def control_dir(run_id: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"kiln-ssh-{run_id}-" if run_id else "kiln-ssh-", dir=machine.tmp_root()))
 
 
-def _wait_for_ssh(guest: SshGuest, vm: subprocess.Popen[bytes], timeout: float, serial: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if vm.poll() is not None:
-            raise KilnError(f"QEMU exited (code {vm.returncode}) before the VM answered on SSH", log=serial)
-        done = subprocess.run(guest.ssh_argv("true"), check=False, capture_output=True,
-                              stdin=subprocess.DEVNULL, timeout=60)
+SETTLED = "command -v cloud-init >/dev/null || exit 0; cloud-init status --wait >/dev/null; exit 0"
+
+
+def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what: str, log: Path | None = None) -> None:
+    """Wait until ``guest`` answers on SSH and cloud-init has finished with it.
+
+    cloud-init restarts sshd in its config stage, seconds after sshd first
+    answers: a spec that connects then is reset. Until cloud-init is done, any
+    SSH failure (exit 255, the reset among them) is waited out; ``alive`` raises
+    if the machine itself is gone."""
+    while True:
+        alive()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise KilnError(f"{what} did not answer on SSH (with cloud-init finished) in time", log=log)
+        try:
+            done = subprocess.run(guest.ssh_argv("sudo", "sh", "-c", SETTLED), check=False, capture_output=True,
+                                  stdin=subprocess.DEVNULL, timeout=max(5.0, left))
+        except subprocess.TimeoutExpired:
+            continue
         if done.returncode == 0:
             return
         time.sleep(2)
-    raise KilnError(f"the VM did not answer on SSH within {int(timeout)} s", log=serial)
 
 
 @contextlib.contextmanager
@@ -137,14 +153,7 @@ def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forw
         host_ports = {label: free_port() for label in (forwards or {})}
         guest = SshGuest(ssh_port=22, access=access, forwards=host_ports, host=host,
                          ssh_config=seed.ssh_config(scratch / "ssh_config", access, control))
-        deadline = time.monotonic() + timeout
-        while subprocess.run(guest.ssh_argv("true"), check=False, capture_output=True, stdin=subprocess.DEVNULL,
-                             timeout=60).returncode != 0:
-            if time.monotonic() > deadline:
-                raise KilnError(f"{host} did not answer on SSH within {int(timeout)} s")
-            time.sleep(5)
-        subprocess.run(guest.ssh_argv("sudo", "cloud-init", "status", "--wait"), check=False,
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        settle(guest, time.monotonic() + timeout, lambda: None, what=host)
         with open(log_dir / f"{name}-tunnels.log", "ab") as out:
             for label, port in (forwards or {}).items():
                 argv = [*guest.ssh_argv()[:-1], "-N", "-L", f"127.0.0.1:{host_ports[label]}:127.0.0.1:{port}",

@@ -1,7 +1,10 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeline import seed, vm
+from pipeline.errors import KilnError
 
 
 def test_qemu_invocation_binds_loopback_and_never_writes_the_image(tmp_path):
@@ -46,3 +49,36 @@ def test_iso_invocation_labels_cidata(tmp_path):
     access = seed.Access(user="u", key=tmp_path / "k", seed_files=(tmp_path / "user-data",))
     argv = seed.iso_invocation(access, tmp_path / "s.iso").argv
     assert argv[argv.index("-volid") + 1] == "cidata"
+
+
+class ScriptedGuest:
+    """A guest whose SSH is a shell script: exits 255 (a reset) ``resets`` times, then runs the command."""
+
+    def __init__(self, folder: Path, resets: int) -> None:
+        self.count = folder / "count"
+        self.count.write_text("0")
+        self.script = folder / "ssh.sh"
+        self.script.write_text(f'n=$(cat {self.count}); echo $((n+1)) > {self.count}\n'
+                               f'[ "$n" -lt {resets} ] && exit 255\nshift; exec "$@"\n')  # "sudo" dropped
+
+    def ssh_argv(self, *command: str) -> list[str]:
+        return ["sh", str(self.script), *command]
+
+
+def test_settle_waits_out_ssh_resets_until_cloud_init_is_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(vm.time, "sleep", lambda _s: None)
+    guest = ScriptedGuest(tmp_path, resets=3)
+    vm.settle(guest, vm.time.monotonic() + 30, lambda: None, what="the VM")  # type: ignore[arg-type]
+    assert guest.count.read_text().strip() == "4"
+
+
+def test_settle_gives_up_when_the_machine_is_gone(tmp_path, monkeypatch):
+    monkeypatch.setattr(vm.time, "sleep", lambda _s: None)
+
+    def gone() -> None:
+        raise KilnError("QEMU exited")
+
+    with pytest.raises(KilnError, match="QEMU exited"):
+        vm.settle(ScriptedGuest(tmp_path, resets=99), vm.time.monotonic() + 30, gone, what="the VM")  # type: ignore[arg-type]
+    with pytest.raises(KilnError, match="did not answer on SSH"):
+        vm.settle(ScriptedGuest(tmp_path, resets=99), vm.time.monotonic() - 1, lambda: None, what="the VM")  # type: ignore[arg-type]
