@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-SHORT_ROOT = 40  # bytes: leaves room for kiln-<run id>-<random>/<tool's socket> under 108
+SHORT_ROOT = 32  # bytes: leaves room for kiln-<run id>-<random>/<tool's socket> under 108
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from pipeline import machine, proc, seed
+from pipeline import proc, seed
 from pipeline.errors import KilnError
 from pipeline.guest import SshGuest
 
@@ -108,9 +108,10 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
 
 
 def control_dir(run_id: str) -> Path:
-    """A short private folder for SSH control sockets (108 bytes at most), named after the run so the
-    janitor can find it if the run is killed."""
-    return Path(tempfile.mkdtemp(prefix=f"kiln-ssh-{run_id}-" if run_id else "kiln-ssh-", dir=machine.tmp_root()))
+    """A short private folder for SSH control sockets, named after the run so the janitor can find it if the
+    run is killed. Always in /tmp: a socket path may not exceed 108 bytes, and ssh's own (a 40-character hash
+    plus a 17-character suffix while it binds) leaves no room for a longer $TMPDIR."""
+    return Path(tempfile.mkdtemp(prefix=f"kiln-ssh-{run_id}-" if run_id else "kiln-ssh-", dir="/tmp"))
 
 
 SETTLED = "command -v cloud-init >/dev/null || exit 0; cloud-init status --wait >/dev/null; exit 0"
