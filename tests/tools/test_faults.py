@@ -230,3 +230,15 @@ def test_invoke_faults_rejects_an_unknown_part(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "kiln: error: --only 'everything' is not a part of the suite — use all, interrupts, aws, writers"]
+
+
+@pytest.mark.parametrize(("phase", "line"), [("build", "base@1: build: mounted, converging"),
+                                             ("build idempotence", "base@1: build: converged, checking idempotence")])
+def test_the_chroot_build_phases_are_recognised_from_the_bakes_own_lines(phase, line):
+    watch = faults.Watch(subprocess.Popen(["true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    watch.finish(10)
+    ready = faults.phase_reached(faults.Case("SIGINT", phase, "base"), watch)
+    playbook = {1: Proc(1, 0, 0, "S", "python ansible-playbook base.yml")}
+    assert not ready(playbook)
+    watch.lines.append(line)
+    assert ready(playbook) and not ready({})

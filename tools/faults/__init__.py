@@ -32,13 +32,13 @@ from tools.faults.aws import run_aws
 from tools.faults.cases import CHAIN, EXIT_CODES, WRITERS, Case, Outcome, table, write_json
 from tools.faults.chain import run_chain
 from tools.faults.judge import half_published, leftovers, private_tmp, version_in
-from tools.faults.watch import Watch, become_subreaper, descendants
+from tools.faults.watch import Watch, become_subreaper, descendants, phase_reached
 from tools.faults.writers import s3_writers, sqlite_writers
 
 PARTS = ("all", "interrupts", "aws", "writers")
 __all__ = ["CHAIN", "EXIT_CODES", "WRITERS", "Case", "Outcome", "Watch", "become_subreaper", "descendants",
            "half_published", "leftovers", "run", "s3_writers", "sqlite_writers", "table", "private_tmp", "version_in",
-           "main", "workspace", "write_json"]
+           "main", "phase_reached", "workspace", "write_json"]
 
 
 def run(workdir: Path, *, only: str = "all", say: Callable[[str], None] = print) -> list[Outcome]:
