@@ -56,6 +56,7 @@ class SshGuest:
     forwards: Mapping[str, int] = field(default_factory=dict)
     pid: int = 0
     host: str = "127.0.0.1"
+    control_dir: Path | None = None
 
     def ssh_argv(self, *command: str) -> list[str]:
         """argv of an ssh command into the guest."""
@@ -64,8 +65,12 @@ class SshGuest:
 
     def ansible_host(self) -> dict[str, Any]:
         """Ansible over SSH with the per-boot key."""
-        return {"ansible_host": self.host, "ansible_port": self.ssh_port, "ansible_user": self.access.user,
+        host = {"ansible_host": self.host, "ansible_port": self.ssh_port, "ansible_user": self.access.user,
                 "ansible_ssh_private_key_file": str(self.access.key), "ansible_python_interpreter": "/usr/bin/python3"}
+        if self.control_dir:
+            # Ansible's control masters outlive it by ControlPersist: keep them where the boot closes them.
+            host["ansible_control_path_dir"] = str(self.control_dir)
+        return host
 
     def testinfra_args(self) -> tuple[str, ...]:
         """testinfra's SSH backend, sharing connections through the ssh_config's control master."""

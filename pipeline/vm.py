@@ -86,7 +86,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
                               serial_log=log_dir / f"{name}-serial.log", pidfile=scratch / "qemu.pid",
                               accel=accelerator())
         with proc.background(inv, log_dir / f"{name}-qemu.log") as vm:
-            guest = SshGuest(ssh_port=ssh_port, access=access,
+            guest = SshGuest(ssh_port=ssh_port, access=access, control_dir=control,
                           ssh_config=seed.ssh_config(scratch / "ssh_config", access, control),
                           forwards=host_ports, pid=vm.pid)
             serial = log_dir / f"{name}-serial.log"
@@ -99,9 +99,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
             try:
                 yield guest
             finally:
-                # Close any ControlMaster connection before QEMU goes away.
-                subprocess.run(["ssh", "-F", str(guest.ssh_config), "-O", "exit", "-p", str(ssh_port),
-                                "127.0.0.1"], check=False, capture_output=True, stdin=subprocess.DEVNULL)
+                close_masters(control)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(control, ignore_errors=True)
@@ -112,6 +110,17 @@ def control_dir(run_id: str) -> Path:
     run is killed. Always in /tmp: a socket path may not exceed 108 bytes, and ssh's own (a 40-character hash
     plus a 17-character suffix while it binds) leaves no room for a longer $TMPDIR."""
     return Path(tempfile.mkdtemp(prefix=f"kiln-ssh-{run_id}-" if run_id else "kiln-ssh-", dir="/tmp"))
+
+
+def close_masters(control: Path) -> None:
+    """Ask every SSH control master with a socket in ``control`` to exit.
+
+    Masters (the specs' and Ansible's) persist after their last client; a
+    remote machine outlives the bake, so nothing else would end them."""
+    for path in sorted(control.glob("*")) if control.is_dir() else ():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(["ssh", "-o", f"ControlPath={path}", "-O", "exit", "kiln-guest"], check=False,
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
 
 
 SETTLED = "command -v cloud-init >/dev/null || exit 0; cloud-init status --wait >/dev/null; exit 0"
@@ -152,7 +161,7 @@ def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forw
     tunnels: list[subprocess.Popen[bytes]] = []
     try:
         host_ports = {label: free_port() for label in (forwards or {})}
-        guest = SshGuest(ssh_port=22, access=access, forwards=host_ports, host=host,
+        guest = SshGuest(ssh_port=22, access=access, forwards=host_ports, host=host, control_dir=control,
                          ssh_config=seed.ssh_config(scratch / "ssh_config", access, control))
         settle(guest, time.monotonic() + timeout, lambda: None, what=host)
         with open(log_dir / f"{name}-tunnels.log", "ab") as out:
@@ -166,4 +175,5 @@ def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forw
         for tunnel in tunnels:
             tunnel.kill()
             tunnel.wait()
+        close_masters(control)
         shutil.rmtree(control, ignore_errors=True)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from pipeline import foundation, targets
+from pipeline.app.baking import BUILDER_ENV
 from pipeline.catalog import Catalog
 from pipeline.config import Paths, Project, default_paths, load
 from pipeline.plan import UP_TO_DATE, Planner
@@ -70,10 +71,12 @@ def _invoke(*args: str, env: dict[str, str], cwd: Path) -> tuple[float, subproce
 
 
 def outdated(paths: Paths, image: str) -> list[str]:
-    """What a bake of ``image`` would do that is not a no-op (empty when all is up to date)."""
+    """What a bake of ``image`` would do that is not a no-op (empty when all is up to date).
+
+    The builder is chosen as a bake chooses it (KILN_BUILDER over kiln.toml): it is part of the key."""
     local = targets.open_target("local", paths)
     project = load(paths.project)
-    builders = targets.builders_for(local, project.order([image]))
+    builders = targets.builders_for(local, project.order([image]), os.environ.get(BUILDER_ENV, ""))
     values = targets.values_for(local, builders)
     with local.open_catalog(create=False) as cat:
         planner = Planner(project, cat, local, lambda spec: values[spec.name],

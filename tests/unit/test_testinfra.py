@@ -40,3 +40,10 @@ def test_read_junit(tmp_path):
     </testsuite></testsuites>""")
     assert testinfra.read_junit(junit) == (3, ["app.test_app::test_b", "app.test_app::test_c"])
     assert testinfra.read_junit(tmp_path / "none.xml") == (0, ["(no JUnit report was written)"])
+
+
+def test_ansible_keeps_its_control_masters_in_the_guests_folder(tmp_path):
+    access = seed.Access(user="kiln", key=tmp_path / "id_ed25519", seed_files=())
+    g = SshGuest(ssh_port=22, access=access, ssh_config=tmp_path / "c", host="10.0.0.5", control_dir=tmp_path / "cp")
+    assert g.ansible_host()["ansible_control_path_dir"] == str(tmp_path / "cp")
+    assert "ansible_control_path_dir" not in guest(tmp_path).ansible_host()

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,19 @@ def test_settle_gives_up_when_the_machine_is_gone(tmp_path, monkeypatch):
         vm.settle(ScriptedGuest(tmp_path, resets=99), vm.time.monotonic() + 30, gone, what="the VM")  # type: ignore[arg-type]
     with pytest.raises(KilnError, match="did not answer on SSH"):
         vm.settle(ScriptedGuest(tmp_path, resets=99), vm.time.monotonic() - 1, lambda: None, what="the VM")  # type: ignore[arg-type]
+
+
+def test_close_masters_asks_each_socket_to_exit(tmp_path, monkeypatch):
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    control = tmp_path / "cp"
+    control.mkdir()
+    for name in ("a1b2", "c3d4"):
+        (control / name).touch()
+    vm.close_masters(control)
+    vm.close_masters(tmp_path / "gone")
+    assert calls.read_text().splitlines() == [f"-o ControlPath={control / name} -O exit kiln-guest"
+                                              for name in ("a1b2", "c3d4")]

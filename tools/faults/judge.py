@@ -125,11 +125,13 @@ def judge_resume(case: Case, outcome: Outcome, nxt: Watch, catalog_status: Calla
     if case.phase == "foundation":
         return "yes" if nxt.has_line("foundation: building") else "no: the next bake did not rebuild the foundation"
     if case.phase in ("build", "build idempotence"):
-        rebuilt = [ln for ln in nxt.lines if f"{image}@" in ln and ": build done" in ln
+        # A half-built layer is never reused: the next bake starts a new version (and the next case
+        # may stop that one before its build is done, so starting is the evidence).
+        rebuilt = [ln for ln in nxt.lines if f"{image}@" in ln and ": build …" in ln
                    and f"{image}@{version}:" not in ln]
         if catalog_status(image, version) != "interrupted":
             return f"no: {image}@{version} is {catalog_status(image, version)}, not interrupted"
-        return "yes" if rebuilt else "no: the next bake did not build a new version"
+        return "yes" if rebuilt else "no: the next bake did not start a new version"
     if not nxt.has_line(f"{image}@{version}: resume"):
         return f"no: the next bake did not resume {image}@{version}"
     if nxt.has_line(f"{image}@{version}: build …"):
