@@ -8,8 +8,10 @@ Anything unexpected keeps its traceback in a debug log whose path is printed.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +24,7 @@ from invoke import Task
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
+from pipeline import environment
 from pipeline.config import default_paths
 from pipeline.errors import KilnError
 from pipeline.progress import Reporter
@@ -57,10 +60,31 @@ def debug_log() -> Path:
     return folder / f"debug-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.log"
 
 
+def save_traceback(text: str) -> str:
+    """Write ``text`` to the debug log and say where; the crash handler must never crash itself.
+
+    When KILN_HOME cannot hold it (the very fault being reported, perhaps), the
+    traceback goes to a temporary file instead, and failing that nowhere."""
+    try:
+        path = debug_log()
+        path.write_text(text)
+        return f"traceback in {path}"
+    except Exception:  # noqa: BLE001 — any failure here would hide the error being reported
+        pass
+    try:
+        fd, name = tempfile.mkstemp(prefix="kiln-debug-", suffix=".log")
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        return f"traceback in {name}"
+    except Exception:  # noqa: BLE001
+        return "traceback not saved: no writable folder"
+
+
 def guarded(work: Callable[[], T], *, on_error: Callable[[], None] | None = None) -> T:
     """Run ``work``; map failures to one stderr line and an invoke Exit."""
     try:
         with signals():
+            environment.check()
             return work()
     except KilnError as exc:
         if on_error:
@@ -79,16 +103,13 @@ def guarded(work: Callable[[], T], *, on_error: Callable[[], None] | None = None
         raise
     except BrokenPipeError:
         # The reader went away (`invoke catalog.export | head`): stop quietly, as coreutils do.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise Exit(code=141) from None
     except Exception:
-        path = debug_log()
-        path.write_text(traceback.format_exc())
+        saved = save_traceback(traceback.format_exc())
         if on_error:
             on_error()
-        print(f"kiln: internal error: {sys.exc_info()[1]!r} — traceback in {path}", file=sys.stderr)
+        print(f"kiln: internal error: {sys.exc_info()[1]!r} — {saved}", file=sys.stderr)
         raise Exit(code=2) from None
 
 

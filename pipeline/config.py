@@ -116,6 +116,18 @@ def _line_of(text: str, needle: str) -> int:
     return 1
 
 
+TOML_WHERE = re.compile(r"\s*\(at line (\d+), column \d+\)$|\s*\(at end of document\)$")
+
+
+def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
+    """The line a TOML error is on, and its message without the position (Python 3.11 puts it in the text)."""
+    message = str(exc)
+    found = TOML_WHERE.search(message)
+    line = getattr(exc, "lineno", None) or (int(found.group(1)) if found and found.group(1)
+                                            else max(1, len(text.splitlines())))
+    return line, TOML_WHERE.sub("", message)
+
+
 def load(root: Path) -> Project:
     """Read and validate ``root/kiln.toml``.
 
@@ -130,8 +142,9 @@ def load(root: Path) -> Project:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None) or _line_of(text, "")
-        raise ConfigError(f"{path}:{line}: invalid TOML: {exc}") from None
+        line, message = toml_error(exc, text)
+        raise ConfigError(f"{path}:{line}: invalid TOML: {message}",
+                          hint="see https://toml.io for the syntax") from None
     raw_images = data.get("images")
     if not isinstance(raw_images, dict) or not raw_images:
         raise ConfigError(f"{path}: no [images.<name>] tables", hint="declare at least one image")
@@ -188,6 +201,7 @@ def check_lineage(images: Mapping[str, ImageSpec], path: Path, text: str) -> Non
         while current is not None:
             if current in seen:
                 cycle = " -> ".join([*seen[seen.index(current):], current])
-                raise ConfigError(f"{path}: parent cycle {cycle}", hint="an image cannot be its own ancestor")
+                where = f"{path}:{_line_of(text, f'[images.{current}]')}"
+                raise ConfigError(f"{where}: parent cycle {cycle}", hint="an image cannot be its own ancestor")
             seen.append(current)
             current = images[current].parent

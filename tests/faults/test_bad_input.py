@@ -1,5 +1,6 @@
 """The bad-input corpus (``bad_input.json``): each case exits non-zero with one line that says what,
-where and how to fix — no traceback — and leaves the catalog byte for byte as it was."""
+where and how to fix (the hint written in the case), prints only what the case allows on stdout, no
+traceback, and leaves the catalog and its write-ahead log byte for byte as they were."""
 
 from __future__ import annotations
 
@@ -41,8 +42,20 @@ def test_the_corpus_is_big_enough():
     assert len(CASES) >= 30 and len({c["id"] for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_bad_input(case, tmp_path):
+def fill(text: str, refs: dict[str, str]) -> str:
+    """``text`` with ``{name}`` replaced by the case's values (other braces are the message's own)."""
+    for name, value in refs.items():
+        text = text.replace(f"{{{name}}}", value)
+    return text
+
+
+def catalog_files(home: Path) -> dict[str, bytes | str]:
+    """The catalog and its write-ahead log, as a failed command must leave them."""
+    return {name: snapshot(home / name) for name in ("catalog.db", "catalog.db-wal")}
+
+
+def prepare(case: dict, tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
+    """The project, KILN_HOME and environment a case runs in; returns (home, env, refs)."""
     project = copy_project(tmp_path / "project")
     home = tmp_path / "home"
     catalog = home / "catalog.db"
@@ -54,12 +67,15 @@ def test_bad_input(case, tmp_path):
         catalog.mkdir()
     else:
         refs = seed_catalog(catalog)
+    toml_lines = len((project / "kiln.toml").read_text().splitlines())
     if "kiln_toml" in case:
         with open(project / "kiln.toml", "a") as fh:
             fh.write(case["kiln_toml"])
     for rel, text in case.get("files", {}).items():
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text(text)
+    for rel, text in case.get("tmp_files", {}).items():
+        (tmp_path / rel).write_text(text)
     for rel, (old, new) in case.get("edit", {}).items():
         text = (project / rel).read_text()
         assert old in text, f"{rel} no longer contains {old!r}"
@@ -69,18 +85,37 @@ def test_bad_input(case, tmp_path):
     for tool in ("packer", "qemu-system-x86_64", "qemu-img", "xorriso", "ssh-keygen", "ssh", "git"):
         (tool_bin / tool).symlink_to(shutil.which(tool))
     where = {"venv_bin": str(Path(sys.executable).parent), "tool_bin": f"{tool_bin}:{Path(sys.executable).parent}",
-             "tmp": str(tmp_path)}
+             "tmp": str(tmp_path), "home": str(home), "project": str(project), "appended": str(toml_lines + 1)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
     env.update({"KILN_HOME": str(home), "KILN_PROJECT": str(project), "NO_COLOR": "1"})
     env.update({k: v.format(**where) for k, v in case.get("env", {}).items()})
-    before = snapshot(catalog)
+    return home, env, {**refs, **where}
+
+
+def run_case(case: dict, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, str], bool]:
+    """Run one case: what it printed, the values its expectations may name, and whether the catalog is as it was."""
+    home, env, refs = prepare(case, tmp_path)
+    before = catalog_files(home)
     args = [a.format(**refs) for a in case["args"]]
     done = subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
+    return done, refs, catalog_files(home) == before
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_bad_input(case, tmp_path):
+    done, refs, catalog_unchanged = run_case(case, tmp_path)
     assert done.returncode != 0, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("kiln: error: "), lines[0]
-    assert case["expect"] in lines[0] and case.get("expect_also", "") in lines[0], lines[0]
+    line = lines[0]
+    assert line.startswith("kiln: error: "), line
+    what, _, hint = line.removeprefix("kiln: error: ").partition(" — ")
+    assert fill(case["expect"], refs) in what, line
+    assert fill(case.get("expect_also", ""), refs) in line, line
+    # Every hint is part of the expectation: a case whose line says how to fix it names the words.
+    assert bool(hint) == ("hint" in case), f"hint {hint!r} not in the case" if hint else "the hint is gone"
+    assert fill(case.get("hint", ""), refs) in hint, line
+    assert (case["stdout"] in done.stdout) if "stdout" in case else done.stdout == "", done.stdout
     assert "Traceback" not in done.stderr + done.stdout
-    assert snapshot(catalog) == before
+    assert catalog_unchanged

@@ -85,3 +85,17 @@ def test_paths_precedence(tmp_path):
     xdg = config.default_paths({"XDG_DATA_HOME": str(tmp_path / "d"), "XDG_CACHE_HOME": str(tmp_path / "x")})
     assert xdg.home == tmp_path / "d" / "kiln"
     assert xdg.cache == tmp_path / "x" / "kiln"
+
+
+@pytest.mark.parametrize(("toml", "where", "message"), [
+    ('[images.a]\n\n[images.b]\nparent = "a"\n[images.a]\n', ":5: invalid TOML: Cannot declare ('images', 'a') twice",
+     "(at line"),
+    ('[images.a]\ntitle = "never closed\n', ":2: invalid TOML: Illegal character", "(at line"),
+    ('[images.a]\n\n[images.b]\nparent = "c"\n[images.c]\nparent = "b"\n', ":3: parent cycle b -> c -> b", "\n"),
+])
+def test_toml_errors_and_cycles_point_at_their_real_line(tmp_path, toml, where, message):
+    write(tmp_path, toml, images=("a", "b", "c"))
+    with pytest.raises(ConfigError) as err:
+        config.load(tmp_path)
+    assert err.value.message.startswith(f"{tmp_path / 'kiln.toml'}{where}"), err.value.message
+    assert message not in err.value.message

@@ -82,7 +82,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if isinstance(value, str):
             pairs = [p for p in value.split(",") if p.strip()]
             if not all("=" in p for p in pairs):
-                raise ConfigError(f"{where}: {name} must be KEY=VALUE pairs separated by commas")
+                raise ConfigError(f"{where}: {name} must be KEY=VALUE pairs separated by commas",
+                                  hint="e.g. tag:Name=kiln-build,tag:Team=web")
             value = dict(p.split("=", 1) for p in pairs)
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                   for k, v in value.items()):

@@ -1,0 +1,106 @@
+"""The ``KILN_*`` variables, checked before any task does anything.
+
+A bad value found halfway through a bake costs a failed record, a Packer
+error that never names the variable, or a traceback from the crash handler
+itself. Each variable here is checked once, at the command-line edge, and
+fails in one line that names it. The ``KILN_AWS_*`` settings are checked with
+the rest of the aws settings (``targets/aws/settings.py``); ``KILN_BUILDER``
+against the target's builders; ``KILN_ACTOR`` is free text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+Check = Callable[[str, str], None]
+
+
+def state_folder(default: str) -> Check:
+    """A folder Kiln keeps state in: absent is fine (it is created), a file or a read-only place is not."""
+
+    def check(name: str, value: str) -> None:
+        hint = f"point {name} at a folder this user can write, or unset it (default {default})"
+        path = Path(value).absolute()
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{name}={value}: is a file, not a folder", hint=hint)
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"{name}={value}: {existing} is a file, so the folder cannot be made", hint=hint)
+        if not os.access(existing, os.W_OK | os.X_OK) or os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise ConfigError(f"{name}={value}: {existing} is not writable", hint=hint)
+
+    return check
+
+
+def project_folder(name: str, value: str) -> None:
+    """The project must exist: Kiln reads it, never creates it."""
+    hint = f"point {name} at a folder with a kiln.toml, or unset it (default: this repository)"
+    path = Path(value)
+    if not path.exists():
+        raise ConfigError(f"{name}={value}: no such folder", hint=hint)
+    if not path.is_dir():
+        raise ConfigError(f"{name}={value}: is a file, not a folder", hint=hint)
+
+
+def one_of(*allowed: str) -> Check:
+    """A value from a fixed list."""
+
+    def check(name: str, value: str) -> None:
+        if value not in allowed:
+            raise ConfigError(f"{name}={value}: invalid value", hint=f"allowed: {', '.join(allowed)}")
+
+    return check
+
+
+def seconds(name: str, value: str) -> None:
+    """A duration in seconds."""
+    try:
+        ok = float(value) >= 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{name}={value}: not a number of seconds", hint="e.g. 600")
+
+
+def pause_point(name: str, value: str) -> None:
+    """``<step>:<image>``."""
+    if not re.fullmatch(r"[a-z]+:[a-z][a-z0-9-]*", value):
+        raise ConfigError(f"{name}={value}: not STEP:IMAGE", hint="e.g. record:app")
+
+
+def cidr(name: str, value: str) -> None:
+    """An address block, as AWS security groups take it."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+        ok = "/" in value
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{name}={value}: not an address block", hint="e.g. 203.0.113.7/32 or 10.0.0.0/16")
+
+
+CHECKS: Mapping[str, Check] = {
+    "KILN_HOME": state_folder("~/.local/share/kiln"),
+    "KILN_CACHE": state_folder("~/.cache/kiln"),
+    "KILN_PROJECT": project_folder,
+    "KILN_ACCEL": one_of("tcg", "kvm"),
+    "KILN_PAUSE_AT": pause_point,
+    "KILN_PAUSE_SECONDS": seconds,
+    "KILN_AWS_API_ONLY": one_of("0", "1"),
+    "KILN_AWS_SSH_CIDR": cidr,
+}
+
+
+def check(env: Mapping[str, str] | None = None) -> None:
+    """Every set ``KILN_*`` variable in ``CHECKS``, in that order; the first bad one raises ConfigError."""
+    env = os.environ if env is None else env
+    for name, check_one in CHECKS.items():
+        value = env.get(name, "")
+        if value:
+            check_one(name, value)
