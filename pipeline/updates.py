@@ -9,6 +9,7 @@ security suite is a reason to rebake; other updates are reported.
 
 from __future__ import annotations
 
+import io
 import json
 import lzma
 import re
@@ -17,6 +18,9 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from debian import deb822
+from debian.debian_support import Version
 
 from pipeline.errors import KilnError
 
@@ -37,63 +41,23 @@ class Update:
         return f"{self.name} {self.installed} → {self.candidate}"
 
 
-# -- Debian version comparison (Debian Policy 5.6.12) ------------------------------------
-
-
-def _char_order(c: str) -> int:
-    if c == "~":
-        return -1
-    if c.isalpha():
-        return ord(c)
-    return ord(c) + 256
-
-
-def _compare_fragment(a: str, b: str) -> int:
-    while a or b:
-        na = re.match(r"^[^0-9]*", a).group()  # type: ignore[union-attr]
-        nb = re.match(r"^[^0-9]*", b).group()  # type: ignore[union-attr]
-        for i in range(max(len(na), len(nb))):
-            ca = _char_order(na[i]) if i < len(na) else 0
-            cb = _char_order(nb[i]) if i < len(nb) else 0
-            if ca != cb:
-                return -1 if ca < cb else 1
-        a, b = a[len(na):], b[len(nb):]
-        da = re.match(r"^[0-9]*", a).group()  # type: ignore[union-attr]
-        db = re.match(r"^[0-9]*", b).group()  # type: ignore[union-attr]
-        if int(da or 0) != int(db or 0):
-            return -1 if int(da or 0) < int(db or 0) else 1
-        a, b = a[len(da):], b[len(db):]
-    return 0
+# -- Debian versions and Packages indexes, read with python-debian ---------------------------
 
 
 def compare_versions(v1: str, v2: str) -> int:
-    """-1, 0 or 1 as Debian orders two version strings."""
-    def split(v: str) -> tuple[int, str, str]:
-        epoch, _, rest = v.partition(":") if ":" in v else ("0", "", v)
-        upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "0")
-        return int(epoch or 0), upstream, revision
-
-    e1, u1, r1 = split(v1)
-    e2, u2, r2 = split(v2)
-    if e1 != e2:
-        return -1 if e1 < e2 else 1
-    return _compare_fragment(u1, u2) or _compare_fragment(r1, r2)
-
-
-# -- indexes ---------------------------------------------------------------------------------
+    """-1, 0 or 1 as Debian orders two version strings (epochs, ``~``, ``+deb12u1``: Debian Policy 5.6.12)."""
+    a, b = Version(v1), Version(v2)
+    return (a > b) - (a < b)
 
 
 def parse_packages(text: str) -> dict[str, str]:
     """A Packages file → {name: highest version}."""
-    found: dict[str, str] = {}
-    for stanza in text.split("\n\n"):
-        name = re.search(r"^Package: (\S+)", stanza, re.M)
-        version = re.search(r"^Version: (\S+)", stanza, re.M)
-        if name and version:
-            old = found.get(name.group(1))
-            if old is None or compare_versions(version.group(1), old) > 0:
-                found[name.group(1)] = version.group(1)
-    return found
+    found: dict[str, Version] = {}
+    for stanza in deb822.Packages.iter_paragraphs(io.StringIO(text), use_apt_pkg=False):
+        name, version = stanza.get("Package"), stanza.get("Version")
+        if name and version and (name not in found or Version(version) > found[name]):
+            found[name] = Version(version)
+    return {name: str(version) for name, version in found.items()}
 
 
 def index_urls(source: str, arch: str = "amd64") -> list[tuple[str, str]]:
