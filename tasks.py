@@ -20,6 +20,8 @@ from pipeline.cli import OptionalPositionalTask, guarded, step_hooks
 from pipeline.errors import KilnError
 from pipeline.progress import table
 
+REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
+
 
 def _print_change(change: catalog_app.ChannelChange, verb: str = "") -> None:
     if verb:
@@ -31,11 +33,12 @@ def _print_change(change: catalog_app.ChannelChange, verb: str = "") -> None:
 
 
 @task(klass=OptionalPositionalTask, positional=["image"], help={
-    "image": "image to bake (a key of kiln.toml's [images]); outdated parents are baked first",
+    "image": "image to bake (a key of kiln.toml's [images]), or several as base,app; outdated parents are baked "
+             "first",
     "all": "bake every outdated image, in dependency order",
     "force": "bake IMAGE even when an identical verified one exists (parents only when outdated)",
     "target": "where to bake: local (QEMU, default) or aws (AMIs)",
-    "region": "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)",
+    "region": REGION_HELP,
     "builder": "how layers are built: packer (a VM per build) or chroot (native speed; local: Ansible in a chroot "
                "of the mounted image); default: the image's builder key, else the target's ([local]/[aws] builder)",
     "verbose": "stream Packer's, Ansible's and pytest's output live (everything always goes to the logs)",
@@ -60,14 +63,16 @@ def bake(c, image, all_=False, force=False, target="local", region="", builder="
 
 
 @task(klass=OptionalPositionalTask, positional=["image"], help={
-    "image": "image to plan (with its parents)", "all": "plan every image",
+    "image": "image to plan (with its parents), or several as base,app", "all": "plan every image",
     "security_updates": "check each image's packages against Debian's indexes (security updates are a reason)",
-    "target": "local (default) or aws", "builder": "plan as if baking with this builder (see bake --builder)"})
-def plan(c, image, all_=False, security_updates=False, target="local", builder=""):
+    "target": "local (default) or aws", "builder": "plan as if baking with this builder (see bake --builder)",
+    "region": REGION_HELP})
+def plan(c, image, all_=False, security_updates=False, target="local", builder="", region=""):
     """Show the image graph and, per image, what a bake would do and why."""
 
     def work() -> None:
-        result = baking.plan(image, all_=all_, target=target, builder=builder, security_updates=security_updates)
+        result = baking.plan(image, all_=all_, target=target, builder=builder, region=region,
+                             security_updates=security_updates)
         print(render.graph(result.project, {d.image: d for d in result.decisions}))
         print()
         for d in result.decisions:
@@ -141,43 +146,47 @@ def foundation(c):
 
 @task(positional=["ref"], help={"ref": "NAME@VERSION (or NAME@latest) to promote",
                                 "channel": "channel to move (e.g. prod)",
-                                "target": "local (default) or aws (also updates the SSM parameters)"})
-def promote(c, ref, channel, target="local"):
+                                "target": "local (default) or aws (also updates the SSM parameters)",
+                                "region": REGION_HELP})
+def promote(c, ref, channel, target="local", region=""):
     """Point a named channel at a verified version (its history keeps who/when/from/to)."""
-    guarded(lambda: _print_change(catalog_app.promote(ref, channel, target)))
+    guarded(lambda: _print_change(catalog_app.promote(ref, channel, target, region)))
 
 
 @task(positional=["image"], help={"image": "image name", "channel": "channel to move back",
-                                  "target": "local (default) or aws"})
-def rollback(c, image, channel, target="local"):
+                                  "target": "local (default) or aws", "region": REGION_HELP})
+def rollback(c, image, channel, target="local", region=""):
     """Move a channel back one step, to the assignment before the current one."""
-    guarded(lambda: _print_change(catalog_app.rollback(image, channel, target)))
+    guarded(lambda: _print_change(catalog_app.rollback(image, channel, target, region)))
 
 
 @task(positional=["ref"], help={
     "ref": "NAME@VERSION to revoke", "reason": "why (kept in the history)",
     "cascade": "also revoke every version built on it (always done for an image that has children, e.g. base)",
-    "target": "local (default) or aws"})
-def revoke(c, ref, reason="", cascade=False, target="local"):
+    "target": "local (default) or aws", "region": REGION_HELP})
+def revoke(c, ref, reason="", cascade=False, target="local", region=""):
     """Revoke a version: off every channel (they fall back), never a parent again."""
-    guarded(lambda: _print_change(catalog_app.revoke(ref, reason=reason, cascade=cascade, target=target), "revoked"))
+    guarded(lambda: _print_change(catalog_app.revoke(ref, reason=reason, cascade=cascade, target=target,
+                                                     region=region), "revoked"))
 
 
 @task(positional=["ref"], help={"ref": "NAME@VERSION to restore", "cascade": "restore its revoked descendants too",
-                                "target": "local (default) or aws"})
-def restore(c, ref, cascade=False, target="local"):
+                                "target": "local (default) or aws", "region": REGION_HELP})
+def restore(c, ref, cascade=False, target="local", region=""):
     """Undo a revoke."""
-    guarded(lambda: _print_change(catalog_app.restore(ref, cascade=cascade, target=target), "restored"))
+    guarded(lambda: _print_change(catalog_app.restore(ref, cascade=cascade, target=target, region=region),
+                                  "restored"))
 
 
 @task(help={"keep": "verified versions to keep per image, newest first (default 3)",
             "dry_run": "print what would go and why each survivor stays; delete nothing",
-            "target": "local (image files, default) or aws (AMIs and snapshots in every region)"})
-def prune(c, keep="3", dry_run=False, target="local"):
+            "target": "local (image files, default) or aws (AMIs and snapshots in every region)",
+            "region": REGION_HELP})
+def prune(c, keep="3", dry_run=False, target="local", region=""):
     """Delete old versions' images (files or AMIs); their catalog records stay, marked deleted."""
 
     def work() -> None:
-        result = upkeep.prune_images(keep=keep, dry_run=dry_run, target=target)
+        result = upkeep.prune_images(keep=keep, dry_run=dry_run, target=target, region=region)
         print(render.prune_lines(result.decisions, dry_run=dry_run))
         for line in result.deleted:
             print(line)
@@ -187,10 +196,12 @@ def prune(c, keep="3", dry_run=False, target="local"):
 
 @task(help={"target": "aws (default: resources in every region) or local (scratch folders of killed runs)",
             "dry_run": "report only, remove nothing",
-            "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0)"})
-def janitor(c, target="aws", dry_run=False, older_than="3h"):
+            "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0)",
+            "region": REGION_HELP})
+def janitor(c, target="aws", dry_run=False, older_than="3h", region=""):
     """Find and remove what killed bakes left: AWS resources by run-id tag, or local scratch folders."""
-    guarded(lambda: print("\n".join(upkeep.sweep(target=target, dry_run=dry_run, older_than=older_than).lines)))
+    guarded(lambda: print("\n".join(upkeep.sweep(target=target, dry_run=dry_run, older_than=older_than,
+                                                 region=region).lines)))
 
 
 @task(help={"builders": "instead: both local builders side by side, each baking app cold, after an app change and "

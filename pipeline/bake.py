@@ -162,6 +162,9 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
         except KeyboardInterrupt as exc:
             if not getattr(exc, "where", ""):
                 exc.where = f"before {spec.name} started (planning, or waiting for its lock)"  # type: ignore[attr-defined]
+            # Layers this run finished stay verified: the interrupt line names them.
+            exc.verified = tuple(f"{r.image}@{r.version}" for r in run.rows  # type: ignore[attr-defined]
+                                 if r.status == "verified")
             raise
         done.append(decision)
     return done

@@ -96,8 +96,9 @@ def guarded(work: Callable[[], T], *, on_error: Callable[[], None] | None = None
             on_error()
         code = 143 if isinstance(exc, Terminated) else 130
         where = getattr(exc, "where", "")
-        print(f"kiln: interrupted{' ' + where if where else ''}; cleaned up, nothing was recorded as verified",
-              file=sys.stderr)
+        verified = getattr(exc, "verified", ())
+        kept = f"{', '.join(verified)} verified before the stop" if verified else "nothing was recorded as verified"
+        print(f"kiln: interrupted{' ' + where if where else ''}; cleaned up, {kept}", file=sys.stderr)
         raise Exit(code=code) from None
     except Exit:
         raise

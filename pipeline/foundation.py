@@ -110,6 +110,22 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def abandoned_builds(cache: Path) -> list[Path]:
+    """Work folders of foundation builds that were killed outright: any there while no build holds the lock."""
+    root = cache / "foundation"
+    if not root.is_dir():
+        return []
+    with open(root / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []  # a build is running: its folder is not abandoned
+        try:
+            return sorted(root.glob(".build-*"))
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ensure(recipe: Recipe, cache: Path, log: Path,
            progress: Callable[[str], None] = lambda _msg: None) -> Path:
     """Return the cached foundation for ``recipe``, building it first if needed.

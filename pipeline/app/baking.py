@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,20 @@ BUILDER_ENV = "KILN_BUILDER"  # the builder of every image, over kiln.toml (the 
 
 
 def select(project: config.Project, image: str, all_: bool) -> list[str]:
-    """The images a task works on: IMAGE, or every image with ``--all``."""
+    """The images a task works on: IMAGE, several as ``base,app`` (or ``"base app"``), or all with ``--all``.
+
+    invoke gives a task one positional per name, so several images travel in one
+    argument; the weekly job passes its IMAGES parameter that way."""
     if all_ and image:
         raise ConfigError("give an IMAGE or --all, not both")
     if all_:
         return sorted(project.images)
-    project.get(image)
-    return [image]
+    names = list(dict.fromkeys(re.split(r"[,\s]+", image.strip())))
+    if not names or not names[0]:
+        raise ConfigError("give an IMAGE or --all", hint="several images: base,app")
+    for name in names:
+        project.get(name)
+    return names
 
 
 def security_checker(root: Path, cache: Path, reporter: Reporter) -> Callable[[list[dict[str, str]]], list[Any]] | None:
@@ -80,13 +88,13 @@ class PlanResult:
     decisions: list[Decision]
 
 
-def plan(image: str, *, all_: bool = False, target: str = "local", builder: str = "",
+def plan(image: str, *, all_: bool = False, target: str = "local", builder: str = "", region: str = "",
          security_updates: bool = False) -> PlanResult:
     """What a bake would do, and why, without building anything."""
     paths = config.default_paths()
     project = config.load(paths.project)
     names = select(project, image, all_)
-    place = targets.open_target(target, paths)
+    place = targets.open_target(target, paths, region=region)
     builders = targets.builders_for(place, project.order(names), builder or os.environ.get(BUILDER_ENV, ""))
     values = targets.values_for(place, builders)
     checker = security_checker(project.root, paths.cache, Reporter()) if security_updates else None

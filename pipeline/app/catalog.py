@@ -19,9 +19,9 @@ from pipeline.targets.base import Target
 
 
 @contextmanager
-def opened(target: str = "local") -> Iterator[tuple[Target, Catalog]]:
-    """The target and its catalog, which must exist already."""
-    place = targets.open_target(target, config.default_paths())
+def opened(target: str = "local", region: str = "") -> Iterator[tuple[Target, Catalog]]:
+    """The target (aws: ``region`` as the build region) and its catalog, which must exist already."""
+    place = targets.open_target(target, config.default_paths(), region=region)
     with place.open_catalog(create=False) as cat:
         yield place, cat
 
@@ -80,9 +80,9 @@ def channels(image: str) -> tuple[dict[str, str | None], dict[str, list[ChannelE
         return pointers, {ch: cat.channel_history(image, ch) for ch in pointers if ch != LATEST}
 
 
-def promote(ref: str, channel: str, target: str = "local") -> ChannelChange:
+def promote(ref: str, channel: str, target: str = "local", region: str = "") -> ChannelChange:
     """Point a named channel at a verified version (``NAME@latest``: the newest verified one)."""
-    with opened(target) as (place, cat):
+    with opened(target, region) as (place, cat):
         if ref.endswith("@latest"):
             name = ref[: -len("@latest")]
             version = cat.channel(name, LATEST)
@@ -94,25 +94,25 @@ def promote(ref: str, channel: str, target: str = "local") -> ChannelChange:
         return ChannelChange(moves=[move], published=place.publish(cat, [move]))
 
 
-def rollback(image: str, channel: str, target: str = "local") -> ChannelChange:
+def rollback(image: str, channel: str, target: str = "local", region: str = "") -> ChannelChange:
     """Move a named channel back one step."""
-    with opened(target) as (place, cat):
+    with opened(target, region) as (place, cat):
         move = cat.rollback(image, channel)
         return ChannelChange(moves=[move], published=place.publish(cat, [move]))
 
 
-def revoke(ref: str, *, reason: str, cascade: bool, target: str = "local") -> ChannelChange:
+def revoke(ref: str, *, reason: str, cascade: bool, target: str = "local", region: str = "") -> ChannelChange:
     """Revoke a version; an image with children (e.g. base) always cascades."""
     name, version = exact_ref(ref)
     project = config.load(config.default_paths().project)
-    with opened(target) as (place, cat):
+    with opened(target, region) as (place, cat):
         revoked, moves = cat.revoke(name, version, reason=reason, cascade=cascade or bool(project.children(name)))
         return ChannelChange(revoked, moves, place.publish(cat, moves))
 
 
-def restore(ref: str, *, cascade: bool, target: str = "local") -> ChannelChange:
+def restore(ref: str, *, cascade: bool, target: str = "local", region: str = "") -> ChannelChange:
     """Undo a revoke."""
     name, version = exact_ref(ref)
-    with opened(target) as (place, cat):
+    with opened(target, region) as (place, cat):
         restored, moves = cat.restore(name, version, cascade=cascade)
         return ChannelChange(restored, moves, place.publish(cat, moves))

@@ -22,10 +22,10 @@ class PruneResult:
     deleted: list[str] = field(default_factory=list)
 
 
-def prune_images(*, keep: str = "3", dry_run: bool = False, target: str = "local") -> PruneResult:
+def prune_images(*, keep: str = "3", dry_run: bool = False, target: str = "local", region: str = "") -> PruneResult:
     """Delete old versions' artifacts, never one that is needed; their records stay, marked deleted."""
     count = prune.parse_keep(keep)
-    place = targets.open_target(target, config.default_paths())
+    place = targets.open_target(target, config.default_paths(), region=region)
     with place.open_catalog(create=False) as cat:
         decisions = prune.plan(cat, keep=count, in_use=place.in_use(cat), target=place.name)
         if dry_run:
@@ -40,10 +40,10 @@ class SweepResult:
     lines: list[str]
 
 
-def sweep(*, target: str = "aws", dry_run: bool = False, older_than: str = "3h") -> SweepResult:
+def sweep(*, target: str = "aws", dry_run: bool = False, older_than: str = "3h", region: str = "") -> SweepResult:
     """Find and remove what killed bakes left behind (runs older than ``older_than``)."""
     age = janitor.parse_age(older_than)
-    place = targets.open_target(target, config.default_paths())
+    place = targets.open_target(target, config.default_paths(), region=region)
 
     def statuses() -> dict[tuple[str, str], str]:
         with place.open_catalog() as cat:

@@ -21,6 +21,7 @@ CASES = [
     {"IMAGES": "all", "TARGET": "aws", "FORCE": False, "PROMOTE_TO": ""},
     {"IMAGES": "all", "TARGET": "aws", "FORCE": True, "PROMOTE_TO": "prod"},
     {"IMAGES": "app", "TARGET": "local", "FORCE": False, "PROMOTE_TO": "staging"},
+    {"IMAGES": " base  app ", "TARGET": "local", "FORCE": True, "PROMOTE_TO": "prod"},
 ]
 
 
@@ -117,3 +118,12 @@ def test_promote_stage_runs_only_with_a_channel():
     assert promotes(CASES[0]) == []
     assert promotes(CASES[1]) == [["promote", "base@latest", "--channel", "prod", "--target", "aws"],
                                   ["promote", "app@latest", "--channel", "prod", "--target", "aws"]]
+
+
+def test_several_images_are_baked_and_promoted_in_one_run():
+    commands = invoke_commands(record(CASES[3]))
+    assert [c for c in commands if c[0] == "bake"] == [["bake", "base,app", "--target", "local", "--security-updates",
+                                                        "--force"]]
+    assert [c for c in commands if c[0] == "promote"] == [
+        ["promote", "base@latest", "--channel", "prod", "--target", "local"],
+        ["promote", "app@latest", "--channel", "prod", "--target", "local"]]

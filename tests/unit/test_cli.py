@@ -43,3 +43,27 @@ def test_a_bad_variable_stops_a_task_before_its_work(monkeypatch, capsys):
         cli.guarded(lambda: ran.append(1))
     assert stop.value.code == 1 and ran == []
     assert capsys.readouterr().err == "kiln: error: KILN_ACCEL=bogus: invalid value — allowed: tcg, kvm\n"
+
+
+def interrupted(**facts):
+    exc = KeyboardInterrupt()
+    for name, value in facts.items():
+        setattr(exc, name, value)
+
+    def work():
+        raise exc
+
+    return work
+
+
+@pytest.mark.parametrize(("facts", "line"), [
+    ({"where": "during build of app@2"}, "kiln: interrupted during build of app@2; cleaned up, nothing was recorded "
+                                         "as verified"),
+    ({"where": "during build of app@2", "verified": ("base@1",)},
+     "kiln: interrupted during build of app@2; cleaned up, base@1 verified before the stop"),
+])
+def test_the_interrupt_line_names_what_this_run_verified(facts, line, capsys):
+    with pytest.raises(Exit) as stop:
+        cli.guarded(interrupted(**facts))
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == line + "\n"

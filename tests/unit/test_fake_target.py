@@ -121,11 +121,12 @@ class FakeTarget:
         return tuple(a for a in record.artifacts if a.target == self.name)
 
     interrupt_boot = False  # a test sets it: Ctrl-C while the guest boots
+    interrupt_image = ""  # or only while this image's guest boots
 
     @contextlib.contextmanager
     def guest(self, run: Run, layer: Layer) -> Iterator[LocalMachine]:
         assert layer.artifacts and Path(layer.artifacts[0].path or "").exists()
-        if FakeTarget.interrupt_boot:
+        if FakeTarget.interrupt_boot or layer.spec.name == FakeTarget.interrupt_image:
             raise KeyboardInterrupt
         yield LocalMachine()
 
@@ -262,3 +263,11 @@ def test_the_plan_tells_a_versions_real_history(project, tmp_path, monkeypatch):
 def trunk_version(tmp_path: Path) -> str:
     with Catalog.open(tmp_path / "home" / "catalog.db", create=False) as cat:
         return cat.versions("trunk")[-1].version
+
+
+def test_an_interrupt_names_the_layers_this_run_verified(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeTarget, "interrupt_image", "branch")
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        baking.bake("branch", target="fake")
+    assert "during verify (boot) of branch@" in stopped.value.where  # type: ignore[attr-defined]
+    assert stopped.value.verified == (f"trunk@{trunk_version(tmp_path)}",)  # type: ignore[attr-defined]

@@ -155,8 +155,9 @@ class LocalTarget:
 
     def leftovers(self, older_than: timedelta, statuses: Callable[[], Mapping[tuple[str, str], str]]
                   ) -> list[Leftover]:
-        """Scratch folders of killed runs (the catalog is not needed)."""
-        return upkeep.leftovers(self.paths.runs, older_than)
+        """Scratch folders of killed runs, and half-stored images and foundation builds (no catalog needed)."""
+        return (upkeep.leftovers(self.paths.runs, older_than)
+                + upkeep.abandoned_files(self.paths.store, self.paths.cache, older_than))
 
     def clean(self, leftovers: Sequence[Leftover]) -> list[str]:
         """Remove them."""

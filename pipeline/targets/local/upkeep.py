@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline import machine
+from pipeline import foundation, machine
 from pipeline.catalog import Catalog
 from pipeline.janitor import run_started
 from pipeline.prune import Decision
@@ -94,11 +96,33 @@ def leftovers(runs: Path, older_than: timedelta, now: datetime | None = None,
     return found
 
 
+PARTIAL = re.compile(r"^\.[a-z][a-z0-9-]*-\d{4}\.\d{4}\.\d{6}(\.\d+)?\.qcow2\.partial$")
+
+
+def abandoned_files(store: Path, cache: Path, older_than: timedelta, now: float | None = None) -> list[Leftover]:
+    """What a store or foundation build killed outright left: a half-moved ``.IMAGE-VERSION.qcow2.partial``
+    in the store (a store step takes seconds: one older than ``older_than`` is dead), and a foundation
+    work folder while no foundation build holds the cache's lock."""
+    now = time.time() if now is None else now
+    found = []
+    for path in sorted(store.glob("sha256-*/.*.partial")) if store.is_dir() else []:
+        if PARTIAL.match(path.name) and now - path.stat().st_mtime >= older_than.total_seconds():
+            found.append(Leftover("", "partial", str(path), "", f"{path} (a store step that never finished)"))
+    for folder in foundation.abandoned_builds(cache):
+        if now - folder.stat().st_mtime >= older_than.total_seconds():
+            found.append(Leftover("", "scratch", str(folder), "", f"{folder} (a foundation build that never finished)"))
+    return found
+
+
 def clean(found: Sequence[Leftover]) -> list[str]:
     """Remove them: first release what a killed chroot build still holds in them (mounts, loop devices, its
     export's daemon), so nothing under them is removed through a mount."""
     lines = []
     for item in found:
+        if item.kind == "partial":
+            Path(item.id).unlink(missing_ok=True)
+            lines.append(f"removed {item.describe()}")
+            continue
         chroot.release(Path(item.id))
         removed = machine.remove_tree(Path(item.id))
         lines.append(f"removed {item.describe()}" if removed else f"FAILED to remove {item.describe()}: still mounted")

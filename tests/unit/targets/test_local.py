@@ -1,5 +1,6 @@
 """The local target: its content-addressed store, what is in use, prune's deletions, the janitor's scratch."""
 
+import fcntl
 import hashlib
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -88,3 +89,25 @@ def test_the_janitor_finds_a_killed_runs_scratch_by_its_run_id(tmp_path, monkeyp
             if folder.exists():
                 folder.rmdir()
         private.rmdir()
+
+
+def test_the_janitor_finds_half_stored_images_and_abandoned_foundation_builds(tmp_path):
+    store, cache = tmp_path / "images", tmp_path / "cache"
+    folder = store / "sha256-ab12"
+    folder.mkdir(parents=True)
+    partial = folder / ".app-2026.1127.141438.1.qcow2.partial"
+    stored, other = folder / "app-2026.1127.141438.qcow2", folder / ".notes.partial"
+    work = cache / "foundation" / ".build-x1y2"
+    work.mkdir(parents=True)
+    for path in (partial, stored, other):
+        path.write_bytes(b"x")
+    later = datetime.now(UTC).timestamp() + 4 * 3600
+    assert upkeep.abandoned_files(store, cache, timedelta(hours=3)) == []  # too fresh: perhaps being written
+    found = upkeep.abandoned_files(store, cache, timedelta(hours=3), now=later)
+    assert [item.id for item in found] == [str(partial), str(work)]
+    with open(cache / "foundation" / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a foundation build is running: its folder is not abandoned
+        assert [item.id for item in upkeep.abandoned_files(store, cache, timedelta(0))] == [str(partial)]
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert upkeep.clean(found) == [f"removed {item.describe()}" for item in found]
+    assert not partial.exists() and not work.exists() and stored.exists() and other.exists()
