@@ -265,8 +265,26 @@ def catalog_channels(c, image):
     guarded(lambda: print("\n".join(render.channel_lines(*catalog_app.channels(image)))))
 
 
+@task(name="sbom", positional=["ref"], help={
+    "ref": "NAME@VERSION or NAME@latest", "format": "cyclonedx (CycloneDX 1.6 JSON, default) or spdx (SPDX 2.3 JSON)",
+    "output": "write to this file instead of standard output", "target": "local (default) or aws"})
+def catalog_sbom(c, ref, format="cyclonedx", output="", target="local"):  # noqa: A002 — the flag's name
+    """Print (or write) a version's SBOM: its recorded packages with purls, the image as subject, its parent."""
+
+    def work() -> None:
+        text = catalog_app.sbom_of(ref, format, target)
+        if output:
+            Path(output).write_text(text)
+            print(output)
+        else:
+            print(text, end="" if text.endswith("\n") else "\n")
+
+    guarded(work)
+
+
 catalog = Collection("catalog")
-for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels, catalog_report):
+for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels, catalog_report,
+           catalog_sbom):
     catalog.add_task(_t)
 
 ns = Collection()

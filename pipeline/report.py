@@ -1,7 +1,7 @@
 """``invoke catalog.report``: the catalog as one static HTML page.
 
 Every image with its versions (status, parent, artifact, links to logs, JUnit
-and verification reports), its channels, the lineage graph drawn as SVG
+and verification reports, and the SBOMs written beside the page), its channels, the lineage graph drawn as SVG
 (foundation → base → children), and per version the package changes against the
 previous version of the same image. Self-contained: no network, no external
 files, one small script that fills in a summary (so a broken page shows up as a
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+SBOM_LABELS = {"cyclonedx": "CycloneDX", "spdx": "SPDX"}
 STATUS_COLOURS = {"verified": "#1a7f37", "failed": "#cf222e", "interrupted": "#9a6700", "revoked": "#8250df",
                   "deleted": "#6e7781", "building": "#0969da"}
 
@@ -119,7 +120,8 @@ def row(img: Mapping[str, Any], previous: Sequence[Mapping[str, str]] | None) ->
     evidence = " ".join(x for x in (
         _link(img.get("log_dir"), "logs"),
         _link(str(Path(img["log_dir"]) / "junit.xml") if img.get("log_dir") else None, "JUnit"),
-        _link(img.get("report"), "report")) if x)
+        _link(img.get("report"), "report"),
+        *(_link(path, SBOM_LABELS.get(fmt, fmt)) for fmt, path in sorted((img.get("sbom") or {}).items()))) if x)
     if previous is not None and img.get("packages"):
         changes = package_changes(previous, img["packages"])
         rows = ([f"+ {n} {v}" for n, v in changes["added"]] + [f"− {n} {v}" for n, v in changes["removed"]]
@@ -159,9 +161,14 @@ th, td { border-bottom: 1px solid #d0d7de; padding: 4px 8px; text-align: left; v
             + "\n".join(body) + f"<script>{script}</script></body></html>\n")
 
 
+def page_path(output: Path) -> Path:
+    """The page's file: ``output`` itself, or index.html in that folder."""
+    return output / "index.html" if output.suffix != ".html" else output
+
+
 def write(doc: Mapping[str, Any], output: Path) -> Path:
     """Write the page to ``output`` (a file, or a folder that gets index.html)."""
-    path = output / "index.html" if output.suffix != ".html" else output
+    path = page_path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(doc))
     return path

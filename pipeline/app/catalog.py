@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, diff, report, targets, versions
+from pipeline import config, diff, foundation, report, sbom, targets, versions
 from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Move
 from pipeline.errors import ConfigError
 from pipeline.targets.base import Target
@@ -32,6 +32,17 @@ def exact_ref(ref: str) -> tuple[str, str]:
     if version is None:
         raise ConfigError(f"{ref!r} names no version", hint=f"use {ref}@VERSION (see invoke catalog.list)")
     return name, version
+
+
+def version_of(cat: Catalog, ref: str, purpose: str) -> tuple[str, str]:
+    """``NAME@VERSION``, or ``NAME@latest`` as the newest verified version (``purpose`` words the error)."""
+    if ref.endswith("@latest"):
+        name = ref[: -len("@latest")]
+        version = cat.channel(name, LATEST)
+        if version is None:
+            raise ConfigError(f"{name} has no verified version {purpose}", hint=f"invoke bake {name}")
+        return name, version
+    return exact_ref(ref)
 
 
 @dataclass(frozen=True)
@@ -56,9 +67,32 @@ def export(target: str = "local") -> dict[str, Any]:
 
 
 def write_report(output: Path, target: str = "local") -> Path:
-    """The static HTML page of the catalog."""
+    """The static HTML page of the catalog, with both SBOMs of every verified version beside it, linked."""
     with opened(target) as (_, cat):
-        return report.write(cat.export(), output)
+        doc = cat.export()
+    links = sbom.write_all(doc, report.page_path(output).parent / "sbom", distro())
+    for img in doc["images"]:
+        img["sbom"] = {fmt: f"sbom/{name}" for fmt, name in links.get((img["name"], img["version"]), {}).items()}
+    return report.write(doc, output)
+
+
+def distro() -> str:
+    """The purl ``distro`` of the images' packages, from the foundation recipe's suite (``debian-12``)."""
+    suite = foundation.Recipe.load(config.default_paths().project / "packer" / "foundation").suite
+    return sbom.DEBIAN_RELEASES.get(suite, f"debian-{suite}")
+
+
+def sbom_of(ref: str, fmt: str, target: str = "local") -> str:
+    """The SBOM of ``NAME@VERSION`` (or ``NAME@latest``) in ``fmt``: cyclonedx or spdx."""
+    if fmt not in sbom.FORMATS:
+        raise ConfigError(f"unknown SBOM format {fmt!r}", hint=f"formats: {', '.join(sbom.FORMATS)}")
+    with opened(target) as (_, cat):
+        name, version = version_of(cat, ref, "to describe")
+        if not cat.packages(name, version):
+            raise ConfigError(f"{name}@{version} has no recorded package list",
+                              hint="only a version that reached verification has one")
+        doc = cat.export()
+    return sbom.document(doc, name, version, fmt, distro())
 
 
 def resolve(image: str, *, channel: str = LATEST, target: str = "local", region: str = "") -> str:
@@ -83,13 +117,7 @@ def channels(image: str) -> tuple[dict[str, str | None], dict[str, list[ChannelE
 def promote(ref: str, channel: str, target: str = "local", region: str = "") -> ChannelChange:
     """Point a named channel at a verified version (``NAME@latest``: the newest verified one)."""
     with opened(target, region) as (place, cat):
-        if ref.endswith("@latest"):
-            name = ref[: -len("@latest")]
-            version = cat.channel(name, LATEST)
-            if version is None:
-                raise ConfigError(f"{name} has no verified version to promote", hint=f"invoke bake {name}")
-        else:
-            name, version = exact_ref(ref)
+        name, version = version_of(cat, ref, "to promote")
         move = cat.promote(name, version, channel)
         return ChannelChange(moves=[move], published=place.publish(cat, [move]))
 
