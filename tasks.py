@@ -98,15 +98,7 @@ def validate(c):
 def up(c, ref):
     """Boot a local catalog image on a throwaway overlay; print how to get in (invoke down to stop)."""
 
-    def work() -> None:
-        booted_ref, booted = machines.boot(ref)
-        print(f"{booted_ref} is up (pid {booted.pid})")
-        print(f"  ssh: {booted.ssh_command()}")
-        for label, (host, guest) in booted.forwards.items():
-            print(f"  {label}: 127.0.0.1:{host} → guest port {guest}")
-        print(f"  stop it with: invoke down {booted.name}")
-
-    guarded(work)
+    guarded(lambda: print(render.booted(*machines.boot(ref))))
 
 
 @task(positional=["name"], help={"name": "image whose VM to stop"})
@@ -271,20 +263,24 @@ def catalog_channels(c, image):
 def catalog_sbom(c, ref, format="cyclonedx", output="", target="local"):  # noqa: A002 — the flag's name
     """Print (or write) a version's SBOM: its recorded packages with purls, the image as subject, its parent."""
 
+    guarded(lambda: print(catalog_app.write_sbom(ref, format, output, target)))
+
+
+@task(name="check")
+def catalog_check(c):
+    """Hash every stored image file in full against its artifact id; list those that changed (exit 1)."""
+
     def work() -> None:
-        text = catalog_app.sbom_of(ref, format, target)
-        if output:
-            Path(output).write_text(text)
-            print(output)
-        else:
-            print(text, end="" if text.endswith("\n") else "\n")
+        checked = catalog_app.check_stored()
+        print(render.stored_checks(checked))
+        catalog_app.require_intact(checked)
 
     guarded(work)
 
 
 catalog = Collection("catalog")
 for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels, catalog_report,
-           catalog_sbom):
+           catalog_sbom, catalog_check):
     catalog.add_task(_t)
 
 ns = Collection()

@@ -49,5 +49,9 @@ class VerificationFailed(KilnError):
     """An image did not pass its idempotence check or its specs."""
 
 
+class IntegrityError(KilnError):
+    """A stored file no longer has the content its artifact id names."""
+
+
 class CatalogError(KilnError):
     """The catalog is unreadable, or a query found nothing."""

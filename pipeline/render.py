@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from pipeline import diff, prune
+from pipeline.app.catalog import StoredCheck
 from pipeline.catalog import LATEST, ChannelEvent, ImageRecord
 from pipeline.config import Project
 from pipeline.plan import Decision
 from pipeline.progress import fmt_seconds, grid
 from pipeline.targets.local.converge import Converged
+from pipeline.up import Booted
 from pipeline.validate import Finding
 
 
@@ -103,3 +105,16 @@ def converged(done: Converged) -> list[str]:
                      + (": failed " + ", ".join(specs.failures) if specs.failures else "") + f" (junit {specs.junit})")
         lines += [f"specs: left for the booted gate: {name}" for name in done.specs.left]
     return lines
+
+
+def booted(ref: str, machine: Booted) -> str:
+    """How to reach an image ``invoke up`` booted."""
+    lines = [f"{ref} is up (pid {machine.pid})", f"  ssh: {machine.ssh_command()}"]
+    lines += [f"  {label}: 127.0.0.1:{host} → guest port {guest}" for label, (host, guest) in machine.forwards.items()]
+    return "\n".join([*lines, f"  stop it with: invoke down {machine.name}"])
+
+
+def stored_checks(checked: Sequence[StoredCheck]) -> str:
+    """One line per stored file: ok, or what changed."""
+    return "\n".join(f"MISMATCH {c.ref}: {c.problem}" if c.problem else f"ok       {c.ref}  {c.path}"
+                     for c in checked) or "no stored image files"

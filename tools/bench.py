@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import foundation, targets
@@ -22,6 +23,7 @@ from pipeline.catalog import Catalog
 from pipeline.config import Paths, Project, default_paths, load
 from pipeline.plan import UP_TO_DATE, Planner
 from pipeline.progress import fmt_seconds, grid
+from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 
 
 def step_timings(catalog: Catalog, project: Project) -> list[tuple[str, ...]]:
@@ -170,11 +172,34 @@ def headline(paths: Paths, image: str = "app") -> list[str]:
     return lines
 
 
+def integrity_cost(paths: Paths, image: str = "base") -> str:
+    """What checking ``image``'s stored file against its artifact id costs: hashed in full, and remembered."""
+    with Catalog.open(paths.catalog, create=False) as cat:
+        rec = cat.latest(image)
+    art = rec.artifact("local") if rec else None
+    if art is None or not art.path or not Path(art.path).exists():
+        return f"integrity check: no stored {image} to measure"
+    checker = Integrity(paths.home / CACHE_FILE)
+    started = time.perf_counter()
+    checker.check(Path(art.path), art.id, full=True)
+    full = time.perf_counter() - started
+    cached = statistics.median(_timed(lambda: checker.check(Path(art.path), art.id)) for _ in range(20))
+    size = Path(art.path).stat().st_size / 2**20
+    return (f"integrity check of {image} ({size:.0f} MiB): {full:.2f} s hashed in full, {cached * 1e3:.2f} ms "
+            f"remembered (median of 20)")
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
 def report(paths: Paths, project: Project, *, with_headline: bool = True) -> str:
     """The text ``invoke bench`` prints."""
     recipe = foundation.Recipe.load(project.root / "packer" / "foundation")
     seconds_file = foundation.cached_path(recipe, paths.cache).parent / "build-seconds"
-    lines = headline(paths) + [""] if with_headline else []
+    lines = [*headline(paths), integrity_cost(paths), ""] if with_headline else []
     if seconds_file.exists():
         lines.append(f"foundation: built in {fmt_seconds(float(seconds_file.read_text()))} (cached)")
     else:

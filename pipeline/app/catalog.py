@@ -14,8 +14,9 @@ from typing import Any
 
 from pipeline import config, diff, foundation, report, sbom, targets, versions
 from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Move
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, IntegrityError
 from pipeline.targets.base import Target
+from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 
 
 @contextmanager
@@ -82,6 +83,15 @@ def distro() -> str:
     return sbom.DEBIAN_RELEASES.get(suite, f"debian-{suite}")
 
 
+def write_sbom(ref: str, fmt: str, output: str = "", target: str = "local") -> str:
+    """The SBOM's text, or with ``output`` the file it was written to."""
+    text = sbom_of(ref, fmt, target).rstrip("\n")
+    if not output:
+        return text
+    Path(output).write_text(text + "\n")
+    return output
+
+
 def sbom_of(ref: str, fmt: str, target: str = "local") -> str:
     """The SBOM of ``NAME@VERSION`` (or ``NAME@latest``) in ``fmt``: cyclonedx or spdx."""
     if fmt not in sbom.FORMATS:
@@ -118,14 +128,14 @@ def promote(ref: str, channel: str, target: str = "local", region: str = "") -> 
     """Point a named channel at a verified version (``NAME@latest``: the newest verified one)."""
     with opened(target, region) as (place, cat):
         name, version = version_of(cat, ref, "to promote")
-        move = cat.promote(name, version, channel)
+        move = cat.promote(name, version, channel, check=place.intact)
         return ChannelChange(moves=[move], published=place.publish(cat, [move]))
 
 
 def rollback(image: str, channel: str, target: str = "local", region: str = "") -> ChannelChange:
     """Move a named channel back one step."""
     with opened(target, region) as (place, cat):
-        move = cat.rollback(image, channel)
+        move = cat.rollback(image, channel, check=place.intact)
         return ChannelChange(moves=[move], published=place.publish(cat, [move]))
 
 
@@ -134,7 +144,8 @@ def revoke(ref: str, *, reason: str, cascade: bool, target: str = "local", regio
     name, version = exact_ref(ref)
     project = config.load(config.default_paths().project)
     with opened(target, region) as (place, cat):
-        revoked, moves = cat.revoke(name, version, reason=reason, cascade=cascade or bool(project.children(name)))
+        revoked, moves = cat.revoke(name, version, reason=reason, cascade=cascade or bool(project.children(name)),
+                                    check=place.intact)
         return ChannelChange(revoked, moves, place.publish(cat, moves))
 
 
@@ -142,5 +153,40 @@ def restore(ref: str, *, cascade: bool, target: str = "local", region: str = "")
     """Undo a revoke."""
     name, version = exact_ref(ref)
     with opened(target, region) as (place, cat):
-        restored, moves = cat.restore(name, version, cascade=cascade)
+        restored, moves = cat.restore(name, version, cascade=cascade, check=place.intact)
         return ChannelChange(restored, moves, place.publish(cat, moves))
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    """One stored file against its artifact id."""
+
+    ref: str
+    path: str
+    problem: str  # empty when it matches
+
+
+def check_stored() -> list[StoredCheck]:
+    """Every stored local file of a version that still has one, hashed in full against its artifact id."""
+    paths = config.default_paths()
+    checker = Integrity(paths.home / CACHE_FILE)
+    found = []
+    with opened() as (place, cat):
+        records = [(r, place.artifact_of(r)) for r in cat.versions()]
+    for rec, art in records:
+        if art is None or not art.path or not Path(art.path).exists():
+            continue
+        try:
+            checker.check(Path(art.path), art.id, full=True)
+            found.append(StoredCheck(rec.ref, art.path, ""))
+        except IntegrityError as exc:
+            found.append(StoredCheck(rec.ref, art.path, exc.message))
+    return found
+
+
+def require_intact(checked: list[StoredCheck]) -> None:
+    """IntegrityError naming how many stored files changed, if any did."""
+    bad = [item for item in checked if item.problem]
+    if bad:
+        raise IntegrityError(f"{len(bad)} of {len(checked)} stored file(s) changed since they were stored",
+                             hint="restore them, or rebake: invoke bake NAME --force")

@@ -23,6 +23,7 @@ def boot(ref: str) -> tuple[str, up.Booted]:
     art = place.artifact_of(rec)
     if art is None or not art.path or not Path(art.path).exists():
         raise ConfigError(f"{rec.ref} has no local image file", hint=f"its status is {rec.status}")
+    place.intact(rec)  # what boots is what was verified
     forwards = project.forwards(name) if name in project.images else {}
     return rec.ref, up.up(paths.home, name, rec.ref, Path(art.path), forwards)
 

@@ -32,7 +32,19 @@ from pipeline.catalog.records import LATEST, Artifact, ChannelEvent, ImageRecord
 from pipeline.catalog.sqlite_store import SqliteStore
 
 T = TypeVar("T")
+R = TypeVar("R", Move, tuple[list[str], list[Move]])
 Db = sqlite3.Connection
+Check = Callable[[ImageRecord], None]  # raises to refuse a channel move to that version
+
+
+def checked(db: Db, result: R, check: Check | None) -> R:
+    """``result`` of a channel write, after ``check`` accepted every version a channel now points at; a
+    refusal raises inside the write, so nothing of it is kept."""
+    moved = [result] if isinstance(result, Move) else result[1]
+    for m in moved if check else ():
+        if m.to_version:
+            check(q.get(db, m.name, m.to_version))
+    return result
 
 
 class CatalogStore(Protocol):
@@ -116,21 +128,24 @@ class Catalog:
         """The artifact is gone; the record stays."""
         self.store.write(lambda db: life.mark_deleted(db, name, version, reason))
 
-    def promote(self, name: str, version: str, channel: str) -> Move:
-        """Point a named channel at a verified version."""
-        return self.store.write(lambda db: chan.promote(db, name, version, channel))
+    def promote(self, name: str, version: str, channel: str, *, check: Check | None = None) -> Move:
+        """Point a named channel at a verified version; ``check`` may refuse it before anything is written."""
+        return self.store.write(lambda db: checked(db, chan.promote(db, name, version, channel), check))
 
-    def rollback(self, name: str, channel: str) -> Move:
+    def rollback(self, name: str, channel: str, *, check: Check | None = None) -> Move:
         """Move a named channel back one step."""
-        return self.store.write(lambda db: chan.rollback(db, name, channel))
+        return self.store.write(lambda db: checked(db, chan.rollback(db, name, channel), check))
 
-    def revoke(self, name: str, version: str, *, reason: str, cascade: bool) -> tuple[list[str], list[Move]]:
+    def revoke(self, name: str, version: str, *, reason: str, cascade: bool,
+               check: Check | None = None) -> tuple[list[str], list[Move]]:
         """Revoke a version (and its descendants with ``cascade``); returns what was revoked and what moved."""
-        return self.store.write(lambda db: chan.revoke(db, name, version, reason=reason, cascade=cascade))
+        return self.store.write(lambda db: checked(db, chan.revoke(db, name, version, reason=reason, cascade=cascade),
+                                                   check))
 
-    def restore(self, name: str, version: str, *, cascade: bool = False) -> tuple[list[str], list[Move]]:
+    def restore(self, name: str, version: str, *, cascade: bool = False,
+                check: Check | None = None) -> tuple[list[str], list[Move]]:
         """Undo a revoke; returns what was restored and what moved."""
-        return self.store.write(lambda db: chan.restore(db, name, version, cascade=cascade))
+        return self.store.write(lambda db: checked(db, chan.restore(db, name, version, cascade=cascade), check))
 
     # -- reads -------------------------------------------------------------------------
 

@@ -133,6 +133,11 @@ class Target(Protocol):
         """A recorded version's artifacts, checked to be still there (re-verification)."""
         ...
 
+    def intact(self, record: ImageRecord) -> None:
+        """IntegrityError when ``record``'s artifact no longer has the content its id names (before a
+        channel points at it)."""
+        ...
+
     def guest(self, run: Run, layer: Layer) -> AbstractContextManager[Guest | Unreachable]:
         """A machine of ``layer``'s stored image to verify; gone when the block ends, whatever happens."""
         ...

@@ -36,7 +36,7 @@ def test_the_suite_prints_the_table_and_passes(suite):
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout[done.stdout.index("CASE"):]
     assert table.splitlines()[0].split()[:5] == ["CASE", "PHASE", "ORPHANS", "HALF-PUBLISHED", "RESUMED"]
-    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 3 + len(AWS_ROWS)
+    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 4 + len(AWS_ROWS)
 
 
 # What every stop must look like, written here rather than taken from the suite: (case, exit code, words the
@@ -81,6 +81,20 @@ def test_two_bakes_at_once_finish_the_chain(suite):
     assert row is not None
     assert row["exit_code"] == 0 and row["ok"], row["problems"] + row["details"]
     assert any("verified versions: {'base': 1, 'app': 1}" in d for d in row["details"])
+
+
+def test_a_damaged_parent_is_never_built_on_booted_or_published(suite):
+    row = suite["rows"].get("flipped byte in a parent")
+    assert row is not None, "the case did not run"
+    evidence = row["problems"] + row["details"]
+    assert row["exit_code"] == 1 and row["problems"] == [] and row["orphans"] == 0, evidence
+    assert "does not match its artifact id: expected sha256:" in row["last_line"], row["last_line"]
+    assert "found sha256:" in row["last_line"] and "/images/sha256-" in row["last_line"], row["last_line"]
+    for refused in ("bake app --force", "promote base@latest", "up base", "catalog.check"):
+        [line] = [d for d in row["details"] if d.startswith(f"{refused}: ")]
+        assert line.startswith(f"{refused}: exit 1: kiln: error: "), line
+    assert any(d.startswith("catalog.check printed: ") and "MISMATCH base@" in d for d in row["details"]), evidence
+    assert "catalog.check once repaired: exit 0" in row["details"], evidence
 
 
 # The AMI path on the EC2 twin: (case, exit code). Every row must leave nothing behind — no process, no

@@ -142,6 +142,7 @@ def test_bench_prints_the_figures(export, env, home):
     sys.stdout.write(done.stdout)
     assert "ratio no-op / full:" in done.stdout
     assert "catalog.resolve, 10,000 versions:" in done.stdout
+    assert "integrity check of base (" in done.stdout and "remembered (median of 20)" in done.stdout
     assert "FLATTENED" in done.stdout
 
 

@@ -120,6 +120,9 @@ class FakeTarget:
     def usable(self, record: ImageRecord) -> tuple[Artifact, ...]:
         return tuple(a for a in record.artifacts if a.target == self.name)
 
+    def intact(self, record: ImageRecord) -> None:
+        assert all(Path(a.path or "").exists() for a in record.artifacts)
+
     interrupt_boot = False  # a test sets it: Ctrl-C while the guest boots
     interrupt_image = ""  # or only while this image's guest boots
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.cli import PAUSE_ENV, PAUSE_SECONDS_ENV
 from tools.faults.cases import CHAIN, EXIT_CODES, Case, Outcome
+from tools.faults.integrity import flipped_parent
 from tools.faults.judge import Snapshot, half_published, judge_resume, leftovers, mark, private_tmp, version_in
 from tools.faults.watch import Watch, become_subreaper, phase_reached
 
@@ -78,7 +79,7 @@ def interrupt(case: Case, home: Path, cache: Path, say: Callable[[str], None]) -
 
 
 def run_chain(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
-    """The ten interrupt cases, then two bakes at once that must finish what they left."""
+    """The interrupt cases, then two bakes at once that must finish what they left, then a damaged parent."""
     from pipeline.catalog import Catalog
 
     become_subreaper()
@@ -112,6 +113,7 @@ def run_chain(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
             say("stopping the chain: a phase was not reached")
             return outcomes
     outcomes.append(finish_twice(home, cache, pending, status, say))
+    outcomes.append(flipped_parent(home, cache, kiln_env(home, cache), ROOT, say))
     return outcomes
 
 

@@ -26,6 +26,7 @@ from pipeline.run import Run
 from pipeline.targets.base import Builder, Leftover
 from pipeline.targets.local import image_store, settings, upkeep
 from pipeline.targets.local.chroot_builder import ChrootBuilder
+from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 from pipeline.targets.local.packer_qemu import PackerQemu
 
 VERIFY_USER = "kiln"
@@ -43,6 +44,7 @@ class LocalTarget:
     def __init__(self, paths: Paths, *, region: str = "") -> None:
         self.paths = paths
         self.default_builder = settings.default_builder(paths.project)
+        self.integrity = Integrity(paths.home / CACHE_FILE)
 
     @classmethod
     def check_settings(cls, root: Path) -> None:
@@ -91,6 +93,7 @@ class LocalTarget:
         if parent is None or art is None or art.path is None or not Path(art.path).exists():
             raise KilnError(f"{spec.name}: no verified {spec.parent} image to build on",
                             hint=f"run: invoke bake {spec.parent}")
+        self.integrity.check(Path(art.path), art.id)  # before anything is recorded or built on it
         return Source(parent, art.path, parent.ref)
 
     def find_earlier(self, run: Run, spec: ImageSpec, key: str) -> Earlier | None:
@@ -114,6 +117,7 @@ class LocalTarget:
         """Move the qcow2 to its content-addressed, read-only path."""
         artifact_id, path = image_store.put(run.paths.store, Path(layer.built["file"]), layer.spec.name,
                                             layer.version)
+        self.integrity.remember(path, artifact_id.partition(":")[2])
         return (Artifact(target=self.name, id=artifact_id, path=str(path)),)
 
     def usable(self, record: ImageRecord) -> tuple[Artifact, ...]:
@@ -122,11 +126,21 @@ class LocalTarget:
         if art is None or art.path is None or not Path(art.path).exists():
             raise KilnError(f"{record.ref}: its image file is missing, cannot re-verify",
                             hint=f"invoke bake {record.name} --force")
+        self.integrity.check(Path(art.path), art.id)
         return (art,)
+
+    def intact(self, record: ImageRecord) -> None:
+        """Its stored file, if it still has one, has the content its artifact id names."""
+        art = self.artifact_of(record)
+        if art is not None and art.path and Path(art.path).exists():
+            self.integrity.check(Path(art.path), art.id)
 
     @contextlib.contextmanager
     def guest(self, run: Run, layer: Layer) -> Iterator[Guest]:
         """A throwaway overlay of the stored image, booted with its own key; its ports forwarded to 127.0.0.1."""
+        for stored in layer.artifacts:
+            if stored.target == self.name and stored.path:
+                self.integrity.check(Path(stored.path), stored.id)
         art = self.artifact_of_layer(layer)
         with vm.boot(Path(art), layer.scratch / "verify", layer.log_dir,
                      forwards=run.project.forwards(layer.spec.name), user=VERIFY_USER, name="verify",
