@@ -19,17 +19,9 @@ from pipeline.catalog import dumps
 from pipeline.cli import OptionalPositionalTask, guarded, step_hooks
 from pipeline.errors import KilnError
 from pipeline.progress import table
+from pipeline.render import print_change
 
 REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
-
-
-def _print_change(change: catalog_app.ChannelChange, verb: str = "") -> None:
-    if verb:
-        print(f"{verb}: {', '.join(change.changed)}")
-    for move in change.moves:
-        print(move.describe())
-    for line in change.published:
-        print(line)
 
 
 @task(klass=OptionalPositionalTask, positional=["image"], help={
@@ -136,20 +128,29 @@ def foundation(c):
     guarded(lambda: print(baking.build_foundation(progress=print)))
 
 
+@task(positional=["name"], help={"name": "the new image's name", "parent": "image it is built on (default base; "
+                                "foundation for a root image)", "forward": "ports to reach during verification, "
+                                "e.g. http=80"})
+def new(c, name, parent="base", forward=""):
+    """Scaffold an image: its kiln.toml table (appended), a playbook with an example task, a spec that can fail."""
+    guarded(lambda: print("\n".join([*(f"wrote {p}" for p in upkeep.scaffold(name, parent, forward)),
+                                      f"next: invoke validate, then invoke bake {name}"])))
+
+
 @task(positional=["ref"], help={"ref": "NAME@VERSION (or NAME@latest) to promote",
                                 "channel": "channel to move (e.g. prod)",
                                 "target": "local (default) or aws (also updates the SSM parameters)",
                                 "region": REGION_HELP})
 def promote(c, ref, channel, target="local", region=""):
     """Point a named channel at a verified version (its history keeps who/when/from/to)."""
-    guarded(lambda: _print_change(catalog_app.promote(ref, channel, target, region)))
+    guarded(lambda: print_change(catalog_app.promote(ref, channel, target, region)))
 
 
 @task(positional=["image"], help={"image": "image name", "channel": "channel to move back",
                                   "target": "local (default) or aws", "region": REGION_HELP})
 def rollback(c, image, channel, target="local", region=""):
     """Move a channel back one step, to the assignment before the current one."""
-    guarded(lambda: _print_change(catalog_app.rollback(image, channel, target, region)))
+    guarded(lambda: print_change(catalog_app.rollback(image, channel, target, region)))
 
 
 @task(positional=["ref"], help={
@@ -158,7 +159,7 @@ def rollback(c, image, channel, target="local", region=""):
     "target": "local (default) or aws", "region": REGION_HELP})
 def revoke(c, ref, reason="", cascade=False, target="local", region=""):
     """Revoke a version: off every channel (they fall back), never a parent again."""
-    guarded(lambda: _print_change(catalog_app.revoke(ref, reason=reason, cascade=cascade, target=target,
+    guarded(lambda: print_change(catalog_app.revoke(ref, reason=reason, cascade=cascade, target=target,
                                                      region=region), "revoked"))
 
 
@@ -166,7 +167,7 @@ def revoke(c, ref, reason="", cascade=False, target="local", region=""):
                                 "target": "local (default) or aws", "region": REGION_HELP})
 def restore(c, ref, cascade=False, target="local", region=""):
     """Undo a revoke."""
-    guarded(lambda: _print_change(catalog_app.restore(ref, cascade=cascade, target=target, region=region),
+    guarded(lambda: print_change(catalog_app.restore(ref, cascade=cascade, target=target, region=region),
                                   "restored"))
 
 
@@ -284,7 +285,7 @@ for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_
     catalog.add_task(_t)
 
 ns = Collection()
-for _t in (bake, plan, converge, validate, images, up, down, foundation, promote, rollback, revoke, restore, prune,
+for _t in (bake, plan, converge, validate, new, images, up, down, foundation, promote, rollback, revoke, restore, prune,
            janitor, bench, faults):
     ns.add_task(_t)
 ns.add_collection(catalog)

@@ -94,5 +94,6 @@ class Layer:
     def identity(self) -> dict[str, str]:
         """What the image says about itself (/etc/image-release) and specs expect."""
         identity = {"image_name": self.spec.name, "image_version": self.version, "image_parent": self.source.label,
-                    "git_commit": self.git.commit, "git_dirty": str(self.git.dirty).lower()}
+                    "git_commit": self.git.commit, "git_dirty": str(self.git.dirty).lower(),
+                    "bake_key": self.inputs.key}
         return {**identity, "builder": self.builder} if self.builder else identity

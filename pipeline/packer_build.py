@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline import ansible, inputs, machine, packer, proc, templates
+from pipeline import ansible, identity, inputs, machine, packer, proc, templates
 from pipeline.errors import BuildFailed, ToolMissing
 from pipeline.layer import Layer
 from pipeline.progress import fmt_seconds
@@ -37,6 +37,8 @@ def common_variables(run: Run, layer: Layer) -> dict[str, object]:
         "ansible_env_vars": [f"{k}={v}" for k, v in ansible.ansible_env(run.project.root).items()],
         "ansible_extra_vars": json.dumps({f"kiln_{k}": v for k, v in layer.identity().items()}),
         "finalize_script": str(run.project.root / "packer" / "finalize.sh"),
+        # Installed as /etc/image-release in the finaliser's step (identity.py).
+        "image_release": str(identity.write_release(layer.scratch / "image-release", layer.identity())),
     }
 
 

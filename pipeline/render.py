@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from pipeline import diff, prune
-from pipeline.app.catalog import StoredCheck
+from pipeline.app.catalog import ChannelChange, StoredCheck
 from pipeline.catalog import LATEST, ChannelEvent, ImageRecord
 from pipeline.config import Project
 from pipeline.plan import Decision
@@ -118,3 +118,11 @@ def stored_checks(checked: Sequence[StoredCheck]) -> str:
     """One line per stored file: ok, or what changed."""
     return "\n".join(f"MISMATCH {c.ref}: {c.problem}" if c.problem else f"ok       {c.ref}  {c.path}"
                      for c in checked) or "no stored image files"
+
+
+def print_change(change: ChannelChange, verb: str = "") -> None:
+    """What a promote, rollback, revoke or restore did: the versions, each channel move, what was published."""
+    if verb:
+        print(f"{verb}: {', '.join(change.changed)}")
+    for line in [*(move.describe() for move in change.moves), *change.published]:
+        print(line)

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import config, inputs, packer, targets, templates
+from pipeline import config, identity, inputs, packer, targets, templates
 from pipeline.errors import ConfigError
 
 BIN = Path(sys.executable).parent
@@ -96,6 +96,7 @@ def check_templates(root: Path, *, work: Path | None = None, cache: Path | None 
             "output_dir": str(Path(tmp) / "out"), "manifest_path": str(Path(tmp) / "m.json"), "run_id": "validate",
             "playbook": str(root / "playbooks" / "base.yml"), "ssh_private_key_file": str(key),
             "finalize_script": str(root / "packer" / "finalize.sh"),
+            "image_release": str(identity.write_release(Path(tmp) / "image-release", {"image_name": "validate"})),
             "ansible_command": str(BIN / "ansible-playbook"),
         }
         var_file = packer.write_var_file(Path(tmp) / "v.json", variables)

@@ -3,7 +3,8 @@
 Kiln boots a throwaway copy of the image and runs ``pytest --hosts=ssh://…``
 against it with these variables set:
 
-- ``KILN_IMAGE_NAME`` / ``KILN_IMAGE_VERSION`` / ``KILN_IMAGE_PARENT`` — expected identity;
+- ``KILN_IMAGE_NAME`` / ``KILN_IMAGE_VERSION`` / ``KILN_IMAGE_PARENT`` — expected identity (with
+  ``KILN_GIT_COMMIT``, ``KILN_GIT_DIRTY`` and ``KILN_BAKE_KEY``, as Kiln stamps it in /etc/image-release);
 - ``KILN_SSH_HOST`` / ``KILN_SSH_PORT`` / ``KILN_SSH_USER`` / ``KILN_SSH_KEY`` — how the VM is reached;
 - ``KILN_FORWARD_<LABEL>`` — ``127.0.0.1:PORT`` for each port in kiln.toml's ``forward``;
 - ``KILN_BUILD_PUBLIC_KEY`` — the public half of the key Packer's build used (it must be gone);

@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import foundation, targets
-from pipeline.app.baking import BUILDER_ENV
+from pipeline import foundation
+from pipeline.app import baking
 from pipeline.catalog import Catalog
 from pipeline.config import Paths, Project, default_paths, load
-from pipeline.plan import UP_TO_DATE, Planner
+from pipeline.plan import UP_TO_DATE
 from pipeline.progress import fmt_seconds, grid
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 
@@ -73,17 +73,11 @@ def _invoke(*args: str, env: dict[str, str], cwd: Path) -> tuple[float, subproce
 
 
 def outdated(paths: Paths, image: str) -> list[str]:
-    """What a bake of ``image`` would do that is not a no-op (empty when all is up to date).
-
-    The builder is chosen as a bake chooses it (KILN_BUILDER over kiln.toml): it is part of the key."""
-    local = targets.open_target("local", paths)
-    project = load(paths.project)
-    builders = targets.builders_for(local, project.order([image]), os.environ.get(BUILDER_ENV, ""))
-    values = targets.values_for(local, builders)
-    with local.open_catalog(create=False) as cat:
-        planner = Planner(project, cat, local, lambda spec: values[spec.name],
-                          templates=lambda spec: builders[spec.name].key_files)
-        return [d.describe() for d in planner.plan([image]) if d.action != UP_TO_DATE]
+    """What a bake of ``image`` would do that is not a no-op (empty when all is up to date): the plan a bake
+    makes, with the builder it would choose (part of the key)."""
+    if paths != default_paths():
+        raise ValueError("the bench measures the KILN_HOME and project of its environment")
+    return [d.describe() for d in baking.plan(image).decisions if d.action != UP_TO_DATE]
 
 
 def noop_bake(paths: Paths, image: str, repeat: int = 3) -> tuple[float | None, str]:

@@ -29,8 +29,15 @@ build {
     ]
   }
 
-  # Last: install the finaliser that the shutdown command runs as root. It cannot be
-  # a provisioner itself: once it deletes the logged-in user, nothing more can run.
+  # Last: install the finaliser that the shutdown command runs as root, and stamp the
+  # image's identity (Kiln's, not the playbook's). The finaliser cannot be a provisioner
+  # itself: once it deletes the logged-in user, nothing more can run.
+  provisioner "file" {
+    except      = ["amazon-ebs.emulator"]
+    source      = var.image_release
+    destination = "/tmp/kiln-image-release"
+  }
+
   provisioner "file" {
     except      = ["amazon-ebs.emulator", "amazon-chroot.image"]
     source      = var.finalize_script
@@ -39,7 +46,11 @@ build {
 
   provisioner "shell" {
     except = ["amazon-ebs.emulator", "amazon-chroot.image"]
-    inline = ["sudo install -m 0755 /tmp/kiln-finalize /usr/local/sbin/kiln-finalize && rm -f /tmp/kiln-finalize"]
+    inline = [
+      "sudo install -m 0644 -o root -g root /tmp/kiln-image-release /etc/image-release",
+      "sudo install -m 0755 /tmp/kiln-finalize /usr/local/sbin/kiln-finalize",
+      "rm -f /tmp/kiln-finalize /tmp/kiln-image-release",
+    ]
   }
 
   # On EC2 there is no shutdown command: finalise as the very last step; the
@@ -69,6 +80,11 @@ build {
       "--extra-vars", var.ansible_extra_vars,
       "--extra-vars", "ansible_python_interpreter=/usr/bin/python3",
     ]
+  }
+
+  provisioner "shell" {
+    only   = ["amazon-chroot.image"]
+    inline = ["install -m 0644 -o root -g root /tmp/kiln-image-release /etc/image-release"]
   }
 
   provisioner "shell" {

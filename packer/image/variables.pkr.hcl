@@ -77,6 +77,11 @@ variable "finalize_script" {
   description = "Script run as the shutdown command: removes the build user, keys and state."
 }
 
+variable "image_release" {
+  type        = string
+  description = "The image's identity file, written by Kiln; installed as /etc/image-release with the finaliser."
+}
+
 variable "seed_files" {
   type        = list(string)
   description = "NoCloud seed files (user-data, meta-data, vendor-data) for the build boot."

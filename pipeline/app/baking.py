@@ -16,6 +16,7 @@ from pipeline.layer import Git
 from pipeline.plan import Decision, Planner
 from pipeline.progress import Reporter, Row
 from pipeline.run import Run, StepHook, new_run_id
+from pipeline.targets.base import Builder, Target
 from pipeline.targets.local import converge as workspace
 from pipeline.targets.local.converge import Converged
 
@@ -57,17 +58,24 @@ class BakeResult:
     decisions: list[Decision] = field(default_factory=list)
 
 
-def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "local", region: str = "",
-         builder: str = "", verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
-         result: BakeResult | None = None) -> BakeResult:
-    """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes."""
-    result = result if result is not None else BakeResult()
+def chosen(image: str, all_: bool, target: str, region: str, builder: str) -> tuple[
+        config.Paths, config.Project, list[str], Target, dict[str, Builder], dict[str, dict[str, str]]]:
+    """What a bake or plan works on: paths, project, image names, the target, each image's builder (the
+    command line's, else KILN_BUILDER, else kiln.toml's) and its tool values, host tools checked."""
     paths = config.default_paths()
     project = config.load(paths.project)
     names = select(project, image, all_)
     place = targets.open_target(target, paths, region=region)
     builders = targets.builders_for(place, project.order(names), builder or os.environ.get(BUILDER_ENV, ""))
-    values = targets.values_for(place, builders)
+    return paths, project, names, place, builders, targets.values_for(place, builders)
+
+
+def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "local", region: str = "",
+         builder: str = "", verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
+         result: BakeResult | None = None) -> BakeResult:
+    """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes."""
+    result = result if result is not None else BakeResult()
+    paths, project, names, place, builders, values = chosen(image, all_, target, region, builder)
     place.connect()
     run_id = new_run_id()
     reporter = Reporter(log=paths.logs / run_id / "bake.log")
@@ -91,12 +99,7 @@ class PlanResult:
 def plan(image: str, *, all_: bool = False, target: str = "local", builder: str = "", region: str = "",
          security_updates: bool = False) -> PlanResult:
     """What a bake would do, and why, without building anything."""
-    paths = config.default_paths()
-    project = config.load(paths.project)
-    names = select(project, image, all_)
-    place = targets.open_target(target, paths, region=region)
-    builders = targets.builders_for(place, project.order(names), builder or os.environ.get(BUILDER_ENV, ""))
-    values = targets.values_for(place, builders)
+    paths, project, names, place, builders, values = chosen(image, all_, target, region, builder)
     checker = security_checker(project.root, paths.cache, Reporter()) if security_updates else None
     place.connect()
     with place.open_catalog() as cat:

@@ -1,10 +1,12 @@
-"""Keeping a project and its images in order: validate, prune, janitor — for any target."""
+"""Keeping a project and its images in order: validate, new, prune, janitor — for any target."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeline import config, janitor, prune, targets, validate
+from pipeline import scaffold as scaffold_mod
 from pipeline.validate import Finding
 
 
@@ -55,3 +57,8 @@ def sweep(*, target: str = "aws", dry_run: bool = False, older_than: str = "3h",
     if dry_run:
         return SweepResult([f"would remove {item.describe()}" for item in found])
     return SweepResult(place.clean(found))
+
+
+def scaffold(name: str, parent: str = "base", forward: str = "") -> list[Path]:
+    """``invoke new``: the new image's kiln.toml table, playbook and spec, in the project."""
+    return scaffold_mod.new_image(config.default_paths().project, name, parent, forward)

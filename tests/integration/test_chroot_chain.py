@@ -82,7 +82,7 @@ def probe(tmp_path: Path, tasks: str, spec: str) -> Path:
     project = copy_project(tmp_path / "project")
     (project / "playbooks/probe.yml").write_text(
         "---\n- name: Probe\n  hosts: all\n  become: true\n  gather_facts: false\n"
-        "  roles:\n    - role: image_release\n  tasks:\n" + tasks)
+        "  tasks:\n" + tasks)
     (project / "specs/probe").mkdir()
     (project / "specs/probe/test_probe.py").write_text(spec)
     with open(project / "kiln.toml", "a") as fh:
@@ -150,4 +150,31 @@ def test_converge_tries_a_playbook_edit_in_seconds_and_records_nothing(export, e
     fresh = invoke("converge", "app", "--reset", env=penv, timeout=600)
     assert "workspace made anew (--reset)" in fresh.stdout
     assert invoke("catalog.export", env=env, timeout=60).stdout == before  # nothing recorded, nothing published
+    assert left_behind(home) == []
+
+
+def test_a_new_image_from_invoke_new_is_baked_and_verified_and_its_siblings_stay_up_to_date(export, env, home,
+                                                                                              tmp_path):
+    project = copy_project(tmp_path / "project")
+    penv = {**env, "KILN_PROJECT": str(project)}
+    made = invoke("new", "tools", env=penv, timeout=120)
+    assert made.returncode == 0, made.stderr
+    playbook = project / "playbooks/tools.yml"
+    playbook.write_text(playbook.read_text().replace(
+        "    - name: Nothing yet\n      ansible.builtin.meta: noop\n",
+        "    - name: Install tree\n      ansible.builtin.apt:\n        name: tree\n        state: present\n"
+        "        update_cache: true\n        cache_valid_time: 3600\n"))
+    (project / "specs/tools/test_tree.py").write_text(
+        "def test_tree_is_installed(host):\n    assert host.package('tree').is_installed\n")
+    assert invoke("validate", env=penv, timeout=600).returncode == 0
+    baked = invoke("bake", "tools", env=penv)
+    assert baked.returncode == 0, baked.stdout + baked.stderr
+    doc = json.loads(invoke("catalog.export", env=penv, timeout=60).stdout)
+    [tools] = images(doc, "tools")
+    assert tools["status"] == "verified" and "tree" in {p["name"] for p in tools["packages"]}
+    junit = (Path(tools["log_dir"]) / "junit.xml").read_text()
+    assert "test_tree_is_installed" in junit and "test_tools_says_which_image_it_is" in junit
+    assert "test_image_release_names_this_image" in junit  # base's identity spec holds: Kiln stamped it
+    plan = invoke("plan", "--all", env=penv, timeout=120)
+    assert "up to date: base" in plan.stdout and "up to date: app" in plan.stdout, plan.stdout
     assert left_behind(home) == []

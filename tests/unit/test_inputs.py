@@ -12,7 +12,7 @@ def test_app_inputs_cover_its_roles_not_base_roles(root):
     assert "playbooks/app.yml" in files
     assert "playbooks/roles/app_service/tasks/main.yml" in files
     assert "playbooks/roles/app_service/files/kiln_app.py" in files
-    assert "playbooks/roles/image_release/templates/image-release.j2" in files
+    assert "playbooks/roles/app_service/templates/kiln-app.env.j2" in files
     assert "packer/image/sources.pkr.hcl" in files
     assert "packer/finalize.sh" in files
     assert not any(f.startswith("playbooks/roles/chrony/") for f in files)

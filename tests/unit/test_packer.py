@@ -102,6 +102,7 @@ def test_real_packer_accepts_the_template_set(root, tmp_path):
         "output_dir": str(tmp_path / "out"), "manifest_path": str(tmp_path / "m.json"), "run_id": "r",
         "playbook": str(root / "playbooks" / "app.yml"), "ssh_private_key_file": str(tmp_path / "k"),
         "finalize_script": str(root / "packer" / "finalize.sh"), "use_backing_file": True,
+        "image_release": str(root / "packer" / "finalize.sh"),
         "ansible_command": str(Path(sys.executable).parent / "ansible-playbook"),
     }
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)

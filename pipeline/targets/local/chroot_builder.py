@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import ansible, proc
+from pipeline import ansible, identity, proc
 from pipeline.errors import BuildFailed, KilnError, ToolMissing
 from pipeline.layer import Layer
 from pipeline.run import Run
@@ -84,6 +84,7 @@ class ChrootBuilder:
                 self.converge(run, layer, root, "converge")
                 run.reporter.line(f"{layer.ref}: build: converged, checking idempotence")
                 self.converge(run, layer, root, "idempotence")
+                identity.stamp(root, layer.identity())
                 finalize(run.project.root / "packer" / "finalize.sh", root, log)
         except (OSError, KilnError) as exc:
             if shutil.disk_usage(layer.scratch).free < FULL:

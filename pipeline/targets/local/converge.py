@@ -20,6 +20,7 @@ from pipeline import foundation, proc
 from pipeline.catalog import Catalog
 from pipeline.config import Paths, Project
 from pipeline.errors import KilnError
+from pipeline.identity import stamp
 from pipeline.layer import Git
 from pipeline.targets.local import chroot
 from pipeline.targets.local.chroot_builder import CHROOT_ENV, CONNECTION, Played, play
@@ -85,6 +86,7 @@ def converge(paths: Paths, project: Project, catalog: Catalog, image: str, *, re
     with chroot.chroot(folder / "workspace.qcow2", folder / "mnt", folder / "converge.log") as root:
         played = play(root, project.root, spec.playbook, {f"kiln_{k}": v for k, v in identity.items()},
                       folder / "runs", "converge", stream=stream)
+        stamp(root, identity)
         checked = run_specs(root, project, image, identity, folder) if specs and played.ok else None
     return Converged(image, fresh, played, checked)
 
