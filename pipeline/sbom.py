@@ -18,13 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cyclonedx.model import HashAlgorithm, HashType, Property
-from cyclonedx.model.bom import Bom
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
-from spdx_tools.spdx import model as spdx_model
-from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 Image = Mapping[str, Any]  # one image of a catalog export
 DEBIAN_RELEASES = {"bookworm": "debian-12", "trixie": "debian-13"}
@@ -46,6 +40,12 @@ def sha256_of(image: Image | None) -> str | None:
 
 def cyclonedx(image: Image, parent: Image | None, distro: str) -> str:
     """The CycloneDX 1.6 JSON document of ``image``."""
+    # Imported here, not at the top: the library costs ~0.1 s to import, which every task (a no-op bake
+    # among them) would otherwise pay at start-up.
+    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
 
     def subject(img: Image) -> Component:
         digest = sha256_of(img)
@@ -72,6 +72,8 @@ def cyclonedx(image: Image, parent: Image | None, distro: str) -> str:
 
 def spdx(image: Image, parent: Image | None, distro: str) -> str:
     """The SPDX 2.3 JSON document of ``image`` (written only if spdx-tools finds it valid)."""
+    from spdx_tools.spdx import model as spdx_model  # imported here for the same reason as cyclonedx's
+    from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
     def subject(img: Image, spdx_id: str) -> spdx_model.Package:
         digest = sha256_of(img)

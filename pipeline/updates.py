@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian import deb822
 from debian.debian_support import Version
 
 from pipeline.errors import KilnError
@@ -52,6 +51,7 @@ def compare_versions(v1: str, v2: str) -> int:
 
 def parse_packages(text: str) -> dict[str, str]:
     """A Packages file → {name: highest version}."""
+    from debian import deb822  # imported here: ~10 ms that every task would pay at start-up, used only here
     found: dict[str, Version] = {}
     for stanza in deb822.Packages.iter_paragraphs(io.StringIO(text), use_apt_pkg=False):
         name, version = stanza.get("Package"), stanza.get("Version")

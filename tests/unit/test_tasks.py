@@ -110,3 +110,12 @@ def test_resolve_prints_only_the_id(root, seeded):
     assert run(root, "promote", f"base@{good}", "--channel", "prod", home=home).returncode == 0
     done = run(root, "catalog.resolve", "base", "--channel", "prod", home=home)
     assert done.returncode == 0 and done.stdout == "sha256:abc\n"
+
+
+def test_start_up_does_not_load_what_only_one_task_needs(root):
+    # A no-op bake is a start-up and a plan: the SBOM libraries and the Packages parser (~0.1 s to import)
+    # are loaded by the tasks that use them, not by every command.
+    probe = "import sys, tasks; print(sorted({m.split('.')[0] for m in sys.modules} & {'cyclonedx', 'spdx_tools'})," \
+            " 'debian.deb822' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[] False", done.stdout + done.stderr
