@@ -187,12 +187,13 @@ def prune(c, keep="3", dry_run=False, target="local", region=""):
     guarded(work)
 
 
-@task(help={"target": "aws (default: resources in every region) or local (scratch folders of killed runs)",
+@task(help={"target": "aws (default: resources in every region) or local (scratch folders of killed runs, "
+                      "half-stored images, abandoned foundation builds)",
             "dry_run": "report only, remove nothing",
             "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0)",
             "region": REGION_HELP})
 def janitor(c, target="aws", dry_run=False, older_than="3h", region=""):
-    """Find and remove what killed bakes left: AWS resources by run-id tag, or local scratch folders."""
+    """Find and remove what killed bakes left: AWS resources by run-id tag, or local scratch and half-stored files."""
     guarded(lambda: print("\n".join(upkeep.sweep(target=target, dry_run=dry_run, older_than=older_than,
                                                  region=region).lines)))
 
@@ -231,10 +232,11 @@ def catalog_export(c, target="local"):
     guarded(lambda: print(dumps(catalog_app.export(target))))
 
 
-@task(name="report", help={"output": "where to write the page (a folder or a .html file; default report/)",
+@task(name="report", help={"output": "where to write the page (a folder or a .html file; default report/); both "
+                                     "SBOMs of every verified version go to sbom/ beside it",
                            "target": "local (default) or aws"})
 def catalog_report(c, output="report", target="local"):
-    """Write the catalog as a static HTML page: images, versions, channels, lineage, package changes, evidence."""
+    """Write the catalog as a static HTML page: images, versions, channels, lineage, package changes, SBOMs."""
     guarded(lambda: print(catalog_app.write_report(Path(output), target)))
 
 
@@ -269,7 +271,7 @@ def catalog_sbom(c, ref, format="cyclonedx", output="", target="local"):  # noqa
 
 @task(name="check")
 def catalog_check(c):
-    """Hash every stored image file in full against its artifact id; list those that changed (exit 1)."""
+    """Hash every stored image file in full against its artifact id: one line each, ok or MISMATCH (exit 1 if any)."""
 
     def work() -> None:
         checked = catalog_app.check_stored()

@@ -3,14 +3,16 @@
 A bad value found halfway through a bake costs a failed record, a Packer
 error that never names the variable, or a traceback from the crash handler
 itself. Each variable here is checked once, at the command-line edge, and
-fails in one line that names it. The ``KILN_AWS_*`` settings are checked with
-the rest of the aws settings (``targets/aws/settings.py``); ``KILN_BUILDER``
+fails in one line that names it. The ``KILN_AWS_<KEY>`` settings of ``[aws]``
+are checked with the rest of the aws settings (``targets/aws/settings.py``),
+``KILN_AWS_API_ONLY`` and ``KILN_AWS_SSH_CIDR`` here; ``KILN_BUILDER``
 against the target's builders; ``KILN_ACTOR`` is free text.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -61,7 +63,7 @@ def one_of(*allowed: str) -> Check:
 def seconds(name: str, value: str) -> None:
     """A duration in seconds."""
     try:
-        ok = float(value) >= 0
+        ok = math.isfinite(float(value)) and float(value) >= 0
     except ValueError:
         ok = False
     if not ok:

@@ -1,7 +1,8 @@
 """Standard SBOMs of an image version: CycloneDX 1.6 or SPDX 2.3 JSON, from its recorded package list.
 
-Written with the formats' own libraries (``cyclonedx-python-lib``, ``spdx-tools``),
-which also validate what they write. The image is the document's subject, with
+Written with the formats' own libraries (``cyclonedx-python-lib``, ``spdx-tools``;
+spdx-tools validates what it writes, the CycloneDX schema check runs in the tests).
+The image is the document's subject, with
 its artifact id as a hash (a local artifact id is the sha256 of the file) and its
 parent as a dependency; every Debian package carries its purl
 (``pkg:deb/debian/nginx@1.22.1-9?arch=amd64&distro=debian-12``). Input is an image

@@ -32,8 +32,8 @@ def select(project: config.Project, image: str, all_: bool) -> list[str]:
         raise ConfigError("give an IMAGE or --all, not both")
     if all_:
         return sorted(project.images)
-    names = list(dict.fromkeys(re.split(r"[,\s]+", image.strip())))
-    if not names or not names[0]:
+    names = list(dict.fromkeys(n for n in re.split(r"[,\s]+", image) if n))
+    if not names:
         raise ConfigError("give an IMAGE or --all", hint="several images: base,app")
     for name in names:
         project.get(name)
@@ -66,7 +66,11 @@ def chosen(image: str, all_: bool, target: str, region: str, builder: str) -> tu
     project = config.load(paths.project)
     names = select(project, image, all_)
     place = targets.open_target(target, paths, region=region)
-    builders = targets.builders_for(place, project.order(names), builder or os.environ.get(BUILDER_ENV, ""))
+    from_env = "" if builder else os.environ.get(BUILDER_ENV, "")
+    if from_env and from_env not in place.builders:
+        raise ConfigError(f"{BUILDER_ENV}={from_env}: unknown builder for target {place.name}",
+                          hint=f"builders: {', '.join(sorted(place.builders))}")
+    builders = targets.builders_for(place, project.order(names), builder or from_env)
     return paths, project, names, place, builders, targets.values_for(place, builders)
 
 

@@ -1,4 +1,4 @@
-"""The catalog tasks: reading it (list, export, report, resolve, diff, channels) and moving channels.
+"""The catalog tasks: reading it (list, export, report, resolve, diff, channels, sbom, check) and moving channels.
 
 A channel move is recorded in the catalog first, then the target mirrors it
 where deployers read it (SSM parameters on AWS); the result carries both.

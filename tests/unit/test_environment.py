@@ -59,6 +59,7 @@ def test_a_project_must_exist(tmp_path):
     ("KILN_PAUSE_AT", "record", "KILN_PAUSE_AT=record: not STEP:IMAGE | e.g. record:app"),
     ("KILN_PAUSE_SECONDS", "soon", "KILN_PAUSE_SECONDS=soon: not a number of seconds"),
     ("KILN_PAUSE_SECONDS", "-1", "not a number of seconds"),
+    ("KILN_PAUSE_SECONDS", "inf", "not a number of seconds"),
     ("KILN_AWS_API_ONLY", "yes", "KILN_AWS_API_ONLY=yes: invalid value | allowed: 0, 1"),
     ("KILN_AWS_SSH_CIDR", "10.0.0.300/8", "KILN_AWS_SSH_CIDR=10.0.0.300/8: not an address block"),
     ("KILN_AWS_SSH_CIDR", "10.0.0.1", "not an address block"),

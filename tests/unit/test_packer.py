@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import packer
+from pipeline import identity, packer
 from pipeline.errors import BuildFailed, ToolMissing
 
 MANIFEST = {
@@ -102,7 +102,7 @@ def test_real_packer_accepts_the_template_set(root, tmp_path):
         "output_dir": str(tmp_path / "out"), "manifest_path": str(tmp_path / "m.json"), "run_id": "r",
         "playbook": str(root / "playbooks" / "app.yml"), "ssh_private_key_file": str(tmp_path / "k"),
         "finalize_script": str(root / "packer" / "finalize.sh"), "use_backing_file": True,
-        "image_release": str(root / "packer" / "finalize.sh"),
+        "image_release": str(identity.write_release(tmp_path / "image-release", {"image_name": "t"})),
         "ansible_command": str(Path(sys.executable).parent / "ansible-playbook"),
     }
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)

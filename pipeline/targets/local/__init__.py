@@ -178,5 +178,5 @@ class LocalTarget:
         return upkeep.clean(leftovers)
 
     def scope(self) -> str:
-        """The scratch folder."""
-        return str(self.paths.runs)
+        """Where it looks."""
+        return f"{self.paths.runs}, /tmp, {self.paths.store} and {self.paths.cache / 'foundation'}"

@@ -24,6 +24,7 @@ from pipeline.identity import stamp
 from pipeline.layer import Git
 from pipeline.targets.local import chroot
 from pipeline.targets.local.chroot_builder import CHROOT_ENV, CONNECTION, Played, play
+from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 from pipeline.testinfra import SpecResult, read_junit
 
 
@@ -56,6 +57,7 @@ def parent_disk(paths: Paths, project: Project, catalog: Catalog, image: str) ->
     art = parent.artifact("local") if parent else None
     if parent is None or art is None or not art.path or not Path(art.path).exists():
         raise KilnError(f"{image}: no verified {spec.parent} image to converge on", hint=f"invoke bake {spec.parent}")
+    Integrity(paths.home / CACHE_FILE).check(Path(art.path), art.id)  # a parent, like any bake's
     return Path(art.path), parent.ref
 
 

@@ -3,7 +3,8 @@
 An image is in use while a running QEMU has it anywhere in its disk's backing
 chain (``invoke up``, a verification, a bake on top of it). A run killed
 outright (SIGKILL, power loss) leaves its scratch folder in ``$KILN_HOME/runs``,
-named after the run, whose id starts with the time it began.
+named after the run, whose id starts with the time it began; a killed store step
+leaves a half-moved ``.partial`` image, a killed foundation build its work folder.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ def project() -> config.Project:
     ("base,app", False, ["base", "app"]),
     ("app base", False, ["app", "base"]),
     (" base , app,app ", False, ["base", "app"]),
+    (",base,", False, ["base"]),
     ("", True, ["app", "base"]),
 ])
 def test_select(project, image, all_, names):
