@@ -35,15 +35,17 @@ REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
                "of the mounted image); default: the image's builder key, else the target's ([local]/[aws] builder)",
     "verbose": "stream Packer's, Ansible's and pytest's output live (everything always goes to the logs)",
     "security_updates": "also rebake an up-to-date image whose packages have pending Debian security updates",
+    "no_wait": "when another machine is baking an image (it holds the image's lease in the catalog), exit 75 "
+               "naming it instead of waiting for it",
 })
 def bake(c, image, all_=False, force=False, target="local", region="", builder="", verbose=False,
-         security_updates=False):
+         security_updates=False, no_wait=False):
     """Bake IMAGE (or --all) and what it is built on — exactly what is outdated — verify, record."""
     result = baking.BakeResult()
 
     def work() -> None:
         baking.bake(image, all_=all_, force=force, target=target, region=region, builder=builder, verbose=verbose,
-                    security_updates=security_updates, hooks=step_hooks(os.environ), result=result)
+                    security_updates=security_updates, hooks=step_hooks(os.environ), result=result, wait=not no_wait)
         if result.rows:
             print(table(result.rows))
 
@@ -269,6 +271,13 @@ def catalog_sbom(c, ref, format="cyclonedx", output="", target="local"):  # noqa
     guarded(lambda: print(catalog_app.write_sbom(ref, format, output, target)))
 
 
+@task(name="leases", help={"target": "local (default) or aws (the shared S3 catalog when configured)",
+                           "region": REGION_HELP})
+def catalog_leases(c, target="local", region=""):
+    """List the live bake leases: which machine is baking which image (bake key, target), since when, until when."""
+    guarded(lambda: print(render.lease_table(catalog_app.leases(target, region))))
+
+
 @task(name="check")
 def catalog_check(c):
     """Hash every stored image file in full against its artifact id: one line each, ok or MISMATCH (exit 1 if any)."""
@@ -281,13 +290,7 @@ def catalog_check(c):
     guarded(work)
 
 
-catalog = Collection("catalog")
-for _t in (catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels, catalog_report,
-           catalog_sbom, catalog_check):
-    catalog.add_task(_t)
-
-ns = Collection()
-for _t in (bake, plan, converge, validate, new, images, up, down, foundation, promote, rollback, revoke, restore, prune,
-           janitor, bench, faults):
-    ns.add_task(_t)
-ns.add_collection(catalog)
+catalog = Collection("catalog", catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels,
+                     catalog_report, catalog_sbom, catalog_check, catalog_leases)
+ns = Collection(bake, plan, converge, validate, new, images, up, down, foundation, promote, rollback, revoke, restore,
+                prune, janitor, bench, faults, catalog)

@@ -1,7 +1,9 @@
 """Bake an image and, first, whatever it is built on — on any target, with any builder.
 
-For each image, in dependency order and under the image's lock, the plan is
-made again: up to date, re-verify, or bake. A bake starts a new version, or
+For each image, in dependency order, under the image's lock on this machine
+and its lease in the catalog (``pipeline.lease``: no other machine sharing
+the catalog bakes it meanwhile), the plan is made again: up to date,
+re-verify, or bake. A bake starts a new version, or
 goes on with an earlier attempt of the same bake that the target found (the
 image was already stored, the AMI already registered); the steps themselves
 are ``pipeline.steps``. A spec-only change verifies the existing image again.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +25,7 @@ from pipeline.errors import VerificationFailed
 from pipeline.evidence import write_json
 from pipeline.inputs import Inputs
 from pipeline.layer import Earlier, Git, Layer, Source
+from pipeline.lease import Keeper
 from pipeline.progress import Row
 from pipeline.run import Run
 from pipeline.steps import REVERIFY_STEPS, STEPS, run_steps, steps_from
@@ -138,8 +142,8 @@ ACTIONS: dict[str, Callable[[Run, ImageSpec, plan_mod.Decision], Row]] = {
 def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[plan_mod.Decision]:
     """Bake ``names`` and whatever they are built on, in dependency order, exactly what is outdated.
 
-    Each image is decided again under its lock, so a bake that waited for another
-    finds that bake's result up to date.
+    Each image is decided again under its lock and lease, so a bake that waited
+    for another (on this machine or any other) finds that bake's result up to date.
     """
     planner = run.planner()
     first = planner.plan(names, force=force)
@@ -150,18 +154,19 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
     for builder in baking.values():
         builder.prepare(run)  # before anything is recorded: a template that does not parse fails here
     done: list[plan_mod.Decision] = []
+    keeper = run.leases or Keeper(run.run_id, run.target.name)
     for initial in first:
         spec = run.project.get(initial.image)
         try:
-            with image_lock(run, spec.name):
-                decision = planner.decide(spec, parent_action=None, force=spec.name in force)
+            decide = functools.partial(planner.decide, spec, parent_action=None, force=spec.name in force)
+            with image_lock(run, spec.name), keeper.held(run.catalog, run.reporter, decide) as decision:
                 if decision.action == plan_mod.UP_TO_DATE:
                     run.reporter.say(decision.describe())
                 else:
                     ACTIONS[decision.action](run, spec, decision)
         except KeyboardInterrupt as exc:
             if not getattr(exc, "where", ""):
-                exc.where = f"before {spec.name} started (planning, or waiting for its lock)"  # type: ignore[attr-defined]
+                exc.where = f"before {spec.name} started (planning, or waiting for its lock or lease)"  # type: ignore[attr-defined]
             # Layers this run finished stay verified: the interrupt line names them.
             exc.verified = tuple(f"{r.image}@{r.version}" for r in run.rows  # type: ignore[attr-defined]
                                  if r.status == "verified")

@@ -1,7 +1,8 @@
 """The command-line edge: turn Kiln's errors into one line and an exit code.
 
 Tasks call ``guarded`` around their work. Expected errors (KilnError) print one
-line — what, where, how to fix, which log — and exit 1. An interrupt (Ctrl-C or
+line — what, where, how to fix, which log — and exit 1 (75 when another
+machine holds the image's lease and the bake was told not to wait). An interrupt (Ctrl-C or
 SIGTERM, which Jenkins sends on abort) exits 130/143 after teardown has run.
 Anything unexpected keeps its traceback in a debug log whose path is printed.
 """
@@ -90,7 +91,7 @@ def guarded(work: Callable[[], T], *, on_error: Callable[[], None] | None = None
         if on_error:
             on_error()
         print(f"kiln: error: {exc.oneline()}", file=sys.stderr)
-        raise Exit(code=1) from None
+        raise Exit(code=exc.exit_code) from None
     except KeyboardInterrupt as exc:
         if on_error:
             on_error()

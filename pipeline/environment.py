@@ -70,6 +70,13 @@ def seconds(name: str, value: str) -> None:
         raise ConfigError(f"{name}={value}: not a number of seconds", hint="e.g. 600")
 
 
+def positive_seconds(name: str, value: str) -> None:
+    """A duration in seconds, more than none."""
+    seconds(name, value)
+    if float(value) <= 0:
+        raise ConfigError(f"{name}={value}: must be more than 0 seconds", hint="e.g. 180")
+
+
 def pause_point(name: str, value: str) -> None:
     """``<step>:<image>``."""
     if not re.fullmatch(r"[a-z]+:[a-z][a-z0-9-]*", value):
@@ -94,6 +101,7 @@ CHECKS: Mapping[str, Check] = {
     "KILN_ACCEL": one_of("tcg", "kvm"),
     "KILN_PAUSE_AT": pause_point,
     "KILN_PAUSE_SECONDS": seconds,
+    "KILN_LEASE_SECONDS": positive_seconds,
     "KILN_AWS_API_ONLY": one_of("0", "1"),
     "KILN_AWS_SSH_CIDR": cidr,
 }

@@ -10,8 +10,11 @@ from __future__ import annotations
 class KilnError(Exception):
     """An expected failure with a message fit for the user.
 
-    ``hint`` says how to fix it; ``log`` points at the file with the details.
+    ``hint`` says how to fix it; ``log`` points at the file with the details;
+    ``exit_code`` is what the command exits with (1 unless a caller needs to tell it apart).
     """
+
+    exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None, log: object | None = None) -> None:
         super().__init__(message)

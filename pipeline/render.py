@@ -6,10 +6,11 @@ The library returns values; only the tasks print, and this is how they show them
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from pipeline import diff, prune
 from pipeline.app.catalog import ChannelChange, StoredCheck
-from pipeline.catalog import LATEST, ChannelEvent, ImageRecord
+from pipeline.catalog import LATEST, ChannelEvent, ImageRecord, Lease
 from pipeline.config import Project
 from pipeline.plan import Decision
 from pipeline.progress import fmt_seconds, grid
@@ -118,6 +119,16 @@ def stored_checks(checked: Sequence[StoredCheck]) -> str:
     """One line per stored file: ok, or what changed."""
     return "\n".join(f"MISMATCH {c.ref}: {c.problem}" if c.problem else f"ok       {c.ref}  {c.path}"
                      for c in checked) or "no stored image files"
+
+
+def lease_table(leases: Sequence[Lease]) -> str:
+    """Who is baking what, on every machine sharing the catalog (``invoke catalog.leases``)."""
+    if not leases:
+        return "no live leases: nothing is being baked"
+    until = [datetime.fromtimestamp(lease.expires_at, UTC).strftime("%H:%M:%SZ") for lease in leases]
+    return grid(("IMAGE", "KEY", "TARGET", "HOLDER", "HOST", "RUN", "SINCE", "RENEWED UNTIL"),
+                [(le.image, le.key.split(":", 1)[-1][:12], le.target, le.actor, le.host, le.run_id, le.since(), u)
+                 for le, u in zip(leases, until, strict=True)])
 
 
 def print_change(change: ChannelChange, verb: str = "") -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from pipeline import config
 from pipeline.catalog import Catalog
 from pipeline.layer import Git
+from pipeline.lease import Keeper
 from pipeline.plan import Planner
 from pipeline.progress import Reporter, Row
 from pipeline.targets.base import Builder, Target
@@ -47,6 +48,7 @@ class Run:
     hooks: tuple[StepHook, ...] = ()
     updates: Callable[[list[dict[str, str]]], list[Any]] | None = None  # pending-update check, when asked for
     rows: list[Row] = field(default_factory=list)
+    leases: Keeper | None = None  # the catalog leases this run takes (None: a run that only reads)
 
     def planner(self) -> Planner:
         """The bake-key planner for this run's project, catalog, target and tools."""

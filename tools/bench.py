@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline import foundation
 from pipeline.app import baking
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, Lease
 from pipeline.config import Paths, Project, default_paths, load
 from pipeline.plan import UP_TO_DATE
 from pipeline.progress import fmt_seconds, grid
@@ -183,6 +183,21 @@ def integrity_cost(paths: Paths, image: str = "base") -> str:
             f"remembered (median of 20)")
 
 
+def lease_cost(paths: Paths) -> str:
+    """What a bake lease costs on a SQLite catalog in KILN_HOME's filesystem: one claim and its release."""
+    paths.home.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=paths.home) as tmp, Catalog.open(Path(tmp) / "catalog.db") as cat:
+        want = Lease(image="bench", key="sha256:" + "0" * 64, target="local", actor="bench", host="here", run_id="r")
+
+        def cycle() -> None:
+            got, _ = cat.leases.claim(want, 180)
+            cat.leases.release(got)
+
+        took = statistics.median(_timed(cycle) for _ in range(20))
+    return (f"bake lease (SQLite): {took * 1e3:.1f} ms to claim and release (median of 20), paid only by an image "
+            f"that is baked or re-verified; a no-op bake decides first and claims none")
+
+
 def _timed(work: Callable[[], object]) -> float:
     started = time.perf_counter()
     work()
@@ -193,7 +208,7 @@ def report(paths: Paths, project: Project, *, with_headline: bool = True) -> str
     """The text ``invoke bench`` prints."""
     recipe = foundation.Recipe.load(project.root / "packer" / "foundation")
     seconds_file = foundation.cached_path(recipe, paths.cache).parent / "build-seconds"
-    lines = [*headline(paths), integrity_cost(paths), ""] if with_headline else []
+    lines = [*headline(paths), integrity_cost(paths), lease_cost(paths), ""] if with_headline else []
     if seconds_file.exists():
         lines.append(f"foundation: built in {fmt_seconds(float(seconds_file.read_text()))} (cached)")
     else:

@@ -13,6 +13,7 @@ from pipeline import bake as bake_mod
 from pipeline import config, foundation, targets, updates
 from pipeline.errors import ConfigError, KilnError
 from pipeline.layer import Git
+from pipeline.lease import Keeper, ttl_from
 from pipeline.plan import Decision, Planner
 from pipeline.progress import Reporter, Row
 from pipeline.run import Run, StepHook, new_run_id
@@ -76,18 +77,21 @@ def chosen(image: str, all_: bool, target: str, region: str, builder: str) -> tu
 
 def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "local", region: str = "",
          builder: str = "", verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
-         result: BakeResult | None = None) -> BakeResult:
-    """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes."""
+         result: BakeResult | None = None, wait: bool = True) -> BakeResult:
+    """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes.
+
+    ``wait``: when another machine holds an image's lease, wait for it (else LeaseHeld, exit 75)."""
     result = result if result is not None else BakeResult()
     paths, project, names, place, builders, values = chosen(image, all_, target, region, builder)
     place.connect()
     run_id = new_run_id()
     reporter = Reporter(log=paths.logs / run_id / "bake.log")
     checker = security_checker(project.root, paths.cache, reporter) if security_updates else None
+    keeper = Keeper(run_id, place.name, wait=wait, ttl=ttl_from(os.environ))
     with place.open_catalog() as cat:
         run = Run(paths=paths, project=project, catalog=cat, reporter=reporter, target=place, builders=builders,
-                  git=Git.of(paths.project), run_id=run_id, tool_values=values, verbose=verbose, hooks=tuple(hooks),
-                  updates=checker, rows=result.rows)
+                  git=Git.of(paths.project), run_id=run_id, tool_values=values, verbose=verbose,
+                  hooks=(*hooks, keeper.check), updates=checker, rows=result.rows, leases=keeper)
         result.decisions = bake_mod.bake(run, names, force=names if force else ())
     return result
 

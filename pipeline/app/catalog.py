@@ -1,4 +1,4 @@
-"""The catalog tasks: reading it (list, export, report, resolve, diff, channels, sbom, check) and moving channels.
+"""The catalog tasks: reading it (list, export, report, resolve, diff, channels, sbom, check, leases), moving channels.
 
 A channel move is recorded in the catalog first, then the target mirrors it
 where deployers read it (SSM parameters on AWS); the result carries both.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config, diff, foundation, report, sbom, targets, versions
-from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Move
+from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Lease, Move
 from pipeline.errors import ConfigError, IntegrityError
 from pipeline.targets.base import Target
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
@@ -59,6 +59,12 @@ def list_versions(image: str = "", target: str = "local") -> list[ImageRecord]:
     """Every recorded version (of ``image``)."""
     with opened(target) as (_, cat):
         return cat.versions(image or None)
+
+
+def leases(target: str = "local", region: str = "") -> list[Lease]:
+    """Every live bake lease in the target's catalog: who is baking what, on any machine."""
+    with opened(target, region) as (_, cat):
+        return cat.leases.live()
 
 
 def export(target: str = "local") -> dict[str, Any]:

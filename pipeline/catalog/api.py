@@ -28,6 +28,7 @@ from pipeline.catalog import export as exp
 from pipeline.catalog import lifecycle as life
 from pipeline.catalog import queries as q
 from pipeline.catalog import schema
+from pipeline.catalog.leases import LeaseBook
 from pipeline.catalog.records import LATEST, Artifact, ChannelEvent, ImageRecord, Move
 from pipeline.catalog.sqlite_store import SqliteStore
 
@@ -48,9 +49,11 @@ def checked(db: Db, result: R, check: Check | None) -> R:
 
 
 class CatalogStore(Protocol):
-    """Where a catalog lives. ``read`` answers a query; ``write`` applies a change atomically or not at all."""
+    """Where a catalog lives. ``read`` answers a query; ``write`` applies a change atomically or not at all;
+    ``leases`` says which machine is baking what (written the way the store writes)."""
 
     location: str
+    leases: LeaseBook
 
     def read(self, query: Callable[[Db], T]) -> T: ...
 
@@ -69,6 +72,11 @@ class Catalog:
     def open(cls, path: Path | str, *, create: bool = True) -> Catalog:
         """The SQLite catalog at ``path`` (created unless ``create`` is false)."""
         return cls(SqliteStore.open(path, create=create))
+
+    @property
+    def leases(self) -> LeaseBook:
+        """Who is baking what, for every machine sharing this catalog."""
+        return self.store.leases
 
     @property
     def path(self) -> str:

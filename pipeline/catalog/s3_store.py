@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from pipeline.catalog import schema
 from pipeline.catalog.export import export
+from pipeline.catalog.s3_leases import S3Leases
 from pipeline.errors import CatalogError
 
 T = TypeVar("T")
@@ -36,6 +37,7 @@ class S3Store:
         self.attempts = attempts
         self.location = f"s3://{bucket}/{key}"
         self.conflicts = 0
+        self.leases = S3Leases(client, bucket, key)
 
     def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Answer ``query`` from the document as it is now."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pipeline.catalog import schema
+from pipeline.catalog.leases import SqliteLeases
 
 T = TypeVar("T")
 
@@ -24,6 +25,7 @@ class SqliteStore:
     def __init__(self, conn: sqlite3.Connection, location: str) -> None:
         self._conn = conn
         self.location = location
+        self.leases = SqliteLeases(Path(location))
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> SqliteStore:

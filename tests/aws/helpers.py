@@ -35,6 +35,24 @@ def invoke(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.
                           stdin=subprocess.DEVNULL)
 
 
+def start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``invoke ARGS`` started in the background (``finish`` collects it)."""
+    return subprocess.Popen([INVOKE, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+
+
+def finish(running: subprocess.Popen[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    out, err = running.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(running.args, running.returncode, out, err)
+
+
+def leases_held() -> list[str]:
+    """The bake lease objects beside the S3 catalog document."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    found = s3.list_objects_v2(Bucket=BUCKET, Prefix="kiln/catalog.json.leases/")
+    return [o["Key"] for o in found.get("Contents", [])]
+
+
 def ec2(region: str = "us-east-1") -> Any:
     return boto3.client("ec2", region_name=region)
 

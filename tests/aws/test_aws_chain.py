@@ -4,21 +4,37 @@ Packer's ``amazon-ebs.image`` source provisions each build instance over SSH
 (a twin VM), the finaliser powers it off, the AMI is registered, copied, shared
 and tagged; a test instance of it is launched and the idempotence check and the
 specs run over SSH (the app's ``/health`` through an SSH tunnel); only then is
-it recorded verified and ``latest`` published to SSM. About a quarter of an
-hour under software emulation.
+it recorded verified and ``latest`` published to SSM. A second machine (its
+own ``KILN_HOME``, the same S3 catalog) starts the same bake meanwhile: it
+waits on the bake lease and builds nothing. About a quarter of an hour under
+software emulation.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
 import pytest
 
 from pipeline.catalog import validate
-from tests.aws.helpers import REGIONS, catalog_doc, check_provenance, ec2, invoke, kiln_env, nothing_left, tags_of
+from tests.aws.helpers import (
+    REGIONS,
+    catalog_doc,
+    check_provenance,
+    ec2,
+    finish,
+    invoke,
+    kiln_env,
+    leases_held,
+    nothing_left,
+    start,
+    tags_of,
+)
 from tests.conftest import copy_project
 
 pytestmark = [pytest.mark.aws, pytest.mark.e2e]
@@ -41,12 +57,36 @@ def show(done, twin, home: Path) -> None:
         sys.stdout.write(f"\n--- serial console of the twin VM of {iid} (tail)\n" + "\n".join(text.splitlines()[-15:]))
 
 
+def second_machine(tmp_path: Path, first: subprocess.Popen[str]) -> subprocess.Popen[str]:
+    """The same bake on a second machine (its own KILN_HOME, the same S3 catalog), once the first holds a lease."""
+    deadline = time.monotonic() + 900
+    while not leases_held() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leases_held(), "the first bake never claimed a lease"
+    return start("bake", "app", "--target", "aws", env=kiln_env(tmp_path / "home-2", KILN_ACTOR="second-machine"))
+
+
+def one_ami_per_bake_key() -> None:
+    """Every AMI Kiln registered in the build region is the only one of its image and bake key."""
+    tagged = [tags_of(i) for i in ec2().describe_images(Owners=["self"])["Images"]]
+    keys = [(t["kiln:name"], t["kiln:bake-key"]) for t in tagged if "kiln:name" in t]
+    assert len(keys) == len(set(keys)) == 2, keys
+
+
 def test_bake_app_on_aws_provisions_and_verifies_over_ssh(twin, tmp_path):
     home = tmp_path / "home"
     env = kiln_env(home)
-    done = invoke("bake", "app", "--target", "aws", env=env, timeout=3600)
+    first = start("bake", "app", "--target", "aws", env=env)
+    second = second_machine(tmp_path, first)
+    done, other = finish(first, timeout=3600), finish(second, timeout=3600)
     show(done, twin, home)
     assert done.returncode == 0, done.stderr
+    # The second machine waited for the lease's holder, then found what it had baked up to date: nothing twice.
+    sys.stdout.write("\n--- the second machine\n" + other.stdout + other.stderr)
+    assert other.returncode == 0, other.stderr
+    assert "is being baked by" in other.stdout and "up to date: base" in other.stdout
+    one_ami_per_bake_key()
+    assert leases_held() == []
     assert twin.problems == []
     doc = catalog_doc()
     validate(doc)

@@ -63,3 +63,11 @@ def test_full_bake_reads_timings(tmp_path):
 def test_resolve_at_scale_runs_the_real_cli(root):
     api, cli = bench.resolve_at_scale(root, count=200, repeat=1)
     assert 0 < api < cli
+
+
+def test_lease_cost_claims_and_releases_in_a_scratch_catalog(root, tmp_path):
+    paths = config.Paths(project=root, home=tmp_path / "home", cache=tmp_path / "cache")
+    line = bench.lease_cost(paths)
+    ms = float(line.split(": ", 1)[1].split(" ms", 1)[0])
+    assert line.startswith("bake lease (SQLite): ") and 0 < ms < 10_000
+    assert list((tmp_path / "home").iterdir()) == []  # its scratch catalog is gone

@@ -19,7 +19,7 @@ def test_unset_and_good_values_pass(tmp_path):
     environment.check({"KILN_HOME": str(tmp_path / "new" / "home"), "KILN_CACHE": str(tmp_path),
                        "KILN_PROJECT": str(tmp_path), "KILN_ACCEL": "kvm", "KILN_PAUSE_AT": "record:app",
                        "KILN_PAUSE_SECONDS": "2.5", "KILN_AWS_API_ONLY": "1", "KILN_AWS_SSH_CIDR": "10.0.0.0/16",
-                       "KILN_ACTOR": "anything at all"})
+                       "KILN_ACTOR": "anything at all", "KILN_LEASE_SECONDS": "0.5"})
 
 
 @pytest.mark.parametrize("name", ["KILN_HOME", "KILN_CACHE", "KILN_PROJECT"])
@@ -60,6 +60,8 @@ def test_a_project_must_exist(tmp_path):
     ("KILN_PAUSE_SECONDS", "soon", "KILN_PAUSE_SECONDS=soon: not a number of seconds"),
     ("KILN_PAUSE_SECONDS", "-1", "not a number of seconds"),
     ("KILN_PAUSE_SECONDS", "inf", "not a number of seconds"),
+    ("KILN_LEASE_SECONDS", "a while", "KILN_LEASE_SECONDS=a while: not a number of seconds"),
+    ("KILN_LEASE_SECONDS", "0", "KILN_LEASE_SECONDS=0: must be more than 0 seconds | e.g. 180"),
     ("KILN_AWS_API_ONLY", "yes", "KILN_AWS_API_ONLY=yes: invalid value | allowed: 0, 1"),
     ("KILN_AWS_SSH_CIDR", "10.0.0.300/8", "KILN_AWS_SSH_CIDR=10.0.0.300/8: not an address block"),
     ("KILN_AWS_SSH_CIDR", "10.0.0.1", "not an address block"),

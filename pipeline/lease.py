@@ -1,0 +1,122 @@
+"""A bake holds the catalog's lease on what it builds, so no two machines build one image twice.
+
+``Keeper.held`` wraps the bake of one image. It decides, and when there is
+work it claims the lease on ``(image, bake key, target)`` in the catalog's
+store. A live lease of another machine is waited for — the holder named —
+then the image is decided again: the other bake's verified image is then up
+to date, and an image whose holder died (its lease expired unrenewed) is
+taken over, going on with what the holder left, by the target's usual rules
+for an earlier attempt. With ``wait=False`` a held lease fails at once
+(exit 75, EX_TEMPFAIL). While the bake works a thread renews the lease; a
+lease lost anyway (this machine stalled past its expiry) stops the bake
+before its next step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from pipeline.catalog import Catalog, Lease, LeaseLost, actor
+from pipeline.errors import KilnError
+from pipeline.plan import UP_TO_DATE, Decision
+from pipeline.progress import Reporter
+
+LEASE_ENV = "KILN_LEASE_SECONDS"
+DEFAULT_TTL = 180.0  # renewed every third of it; a dead holder's image waits this long (plus the store's margin)
+
+
+class LeaseHeld(KilnError):
+    """Another machine is baking this image and the bake was asked not to wait."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+def ttl_from(env: dict[str, str] | os._Environ[str]) -> float:
+    """The lease's time to live: ``KILN_LEASE_SECONDS``, else 180 s."""
+    return float(env.get(LEASE_ENV) or DEFAULT_TTL)
+
+
+@dataclass
+class Keeper:
+    """The leases of one run: claims, waits, renewals, releases."""
+
+    run_id: str
+    target: str
+    wait: bool = True
+    ttl: float = DEFAULT_TTL
+    lost: dict[str, str] = field(default_factory=dict)  # image → why its lease was lost
+
+    def want(self, image: str, key: str) -> Lease:
+        """This run's lease on ``image`` for bake ``key``, not yet timed."""
+        return Lease(image=image, key=key, target=self.target, actor=actor(), host=socket.gethostname(),
+                     run_id=self.run_id)
+
+    @contextlib.contextmanager
+    def held(self, catalog: Catalog, reporter: Reporter, decide: Callable[[], Decision]) -> Iterator[Decision]:
+        """The decision for one image, made again under its lease whenever there is work to do."""
+        decision = decide()
+        if decision.action == UP_TO_DATE:
+            yield decision
+            return
+        lease = self.acquire(catalog, reporter, self.want(decision.image, key_of(decision)))
+        stop = threading.Event()
+        renewer = threading.Thread(target=self.renew, args=(catalog, reporter, lease, stop), daemon=True)
+        try:
+            renewer.start()
+            yield decide()  # what another holder did while this run waited counts
+        finally:
+            stop.set()
+            renewer.join()
+            with contextlib.suppress(KilnError):
+                catalog.leases.release(lease)
+
+    def acquire(self, catalog: Catalog, reporter: Reporter, want: Lease) -> Lease:
+        """``want``, claimed: at once when free, after waiting for a live holder, or taken over from a dead one."""
+        seen: Lease | None = None
+        while True:
+            got, dead = catalog.leases.claim(want, self.ttl)
+            if got.ours(want):
+                if dead is not None:
+                    reporter.line(f"{want.image}: took over the lease on {want.subject} from {dead.holder}, "
+                                  f"which stopped renewing it; going on with what it left")
+                return got
+            if not self.wait:
+                raise LeaseHeld(f"{want.subject} is being baked by {got.holder} since {got.since()}",
+                                hint="run again later, or without --no-wait to wait for it")
+            if seen is None or not seen.ours(got):
+                reporter.line(f"{want.image}: {want.subject} is being baked by {got.holder} since {got.since()}; "
+                              f"waiting for it")
+            seen = got
+            time.sleep(min(5.0, self.ttl / 3))
+
+    def renew(self, catalog: Catalog, reporter: Reporter, lease: Lease, stop: threading.Event) -> None:
+        """Renew ``lease`` every third of its time to live until ``stop``; a loss is kept for ``check``."""
+        while not stop.wait(self.ttl / 3):
+            try:
+                lease = catalog.leases.renew(lease, self.ttl)
+            except LeaseLost as exc:
+                self.lost[lease.image] = exc.message
+                reporter.line(f"{lease.image}: {exc.message}; stopping before the next step")
+                return
+            except Exception as exc:  # noqa: BLE001 — a store hiccup: the next renewal tries again
+                reporter.line(f"{lease.image}: could not renew the lease on {lease.subject} ({exc}); retrying")
+
+    def check(self, step: str, image: str, reporter: Reporter) -> None:
+        """A step hook: a bake whose lease was lost goes no further."""
+        if image in self.lost:
+            raise LeaseLost(f"{image}: {self.lost[image]}; stopped before {step}",
+                            hint="another machine took it over; see invoke catalog.leases")
+
+
+def key_of(decision: Decision) -> str:
+    """The bake key a decision works on: the new bake's, or the re-verified version's."""
+    if decision.inputs is not None:
+        return decision.inputs.key
+    assert decision.current is not None
+    return decision.current.fingerprint

@@ -1,0 +1,123 @@
+"""Two machines sharing one SQLite catalog (two processes, two KILN_HOMEs) never bake one image twice.
+
+The bakes use the fake target (``test_fake_target``), whose build is a text
+file but whose gate is the real one, so each bake takes seconds. The lease
+is the only thing the processes share: separate homes mean separate local
+locks, so without it both would bake.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.catalog import Catalog
+from pipeline.catalog.leases import SqliteLeases
+from pipeline.inputs import Inputs
+from pipeline.lease import Keeper, LeaseHeld
+from pipeline.plan import BAKE, Decision
+from pipeline.progress import Reporter
+from tests.conftest import ROOT
+from tests.unit.test_fake_target import project  # noqa: F401 — the fixture
+
+__all__ = ["project"]
+
+
+def machine(tmp_path: Path, name: str, image: str, *flags: str, build_seconds: float = 0,
+            lease_seconds: float = 3) -> subprocess.Popen[str]:
+    env = {**os.environ, "KILN_HOME": str(tmp_path / f"home-{name}"), "KILN_ACTOR": f"ci-{name}",
+           "FAKE_SHARED_CATALOG": str(tmp_path / "shared" / "catalog.db"), "FAKE_BUILD_SECONDS": str(build_seconds),
+           "KILN_LEASE_SECONDS": str(lease_seconds), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tests.unit.fake_baker", image, *flags], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_for_lease(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and holder.poll() is None:
+        if (tmp_path / "shared" / "catalog.db").exists() and SqliteLeases(tmp_path / "shared" / "catalog.db").live():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no lease was taken: {holder.communicate()[0] if holder.poll() is not None else ''}")
+
+
+def statuses(tmp_path: Path, image: str) -> list[str]:
+    with Catalog.open(tmp_path / "shared" / "catalog.db", create=False) as cat:
+        return [r.status for r in cat.versions(image)]
+
+
+def test_the_second_machine_waits_for_the_holder_then_finds_the_image_up_to_date(project, tmp_path):  # noqa: F811
+    first = machine(tmp_path, "a", "trunk", build_seconds=4)
+    wait_for_lease(tmp_path, first)
+    second = machine(tmp_path, "b", "trunk")
+    out_a, out_b = first.communicate(timeout=120)[0], second.communicate(timeout=120)[0]
+    assert first.returncode == 0 and second.returncode == 0, out_a + out_b
+    assert statuses(tmp_path, "trunk") == ["verified"]  # baked once, by a
+    assert "trunk (key " in out_b and "is being baked by ci-a on" in out_b and "waiting for it" in out_b
+    assert "up to date: trunk" in out_b and "verify" not in out_b
+    assert SqliteLeases(tmp_path / "shared" / "catalog.db").live() == []  # released
+
+
+def test_no_wait_exits_75_naming_the_holder(project, tmp_path):  # noqa: F811
+    first = machine(tmp_path, "a", "trunk", build_seconds=4)
+    wait_for_lease(tmp_path, first)
+    second = machine(tmp_path, "b", "trunk", "--no-wait")
+    out_b = second.communicate(timeout=120)[0]
+    first.communicate(timeout=120)
+    assert second.returncode == 75, out_b
+    [line] = [ln for ln in out_b.splitlines() if ln.startswith("kiln:")]
+    assert "trunk (key " in line and "is being baked by ci-a on" in line and "without --no-wait" in line
+    assert statuses(tmp_path, "trunk") == ["verified"]
+
+
+def test_a_killed_holders_lease_expires_and_is_taken_over(project, tmp_path):  # noqa: F811
+    first = machine(tmp_path, "a", "trunk", build_seconds=120, lease_seconds=2)
+    wait_for_lease(tmp_path, first)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    second = machine(tmp_path, "b", "trunk", lease_seconds=2)
+    out_b = second.communicate(timeout=120)[0]
+    assert second.returncode == 0, out_b
+    assert "is being baked by ci-a on" in out_b and "took over the lease on trunk" in out_b
+    # a's attempt stays as the SIGKILL left it (building); only b's was verified.
+    assert sorted(statuses(tmp_path, "trunk")) == ["building", "verified"]
+
+
+def test_a_lost_lease_stops_the_bake_before_its_next_step(tmp_path):
+    Catalog.open(tmp_path / "catalog.db").close()
+    keeper = Keeper("run-1", "local", ttl=0.3)
+    decision = Decision("app", BAKE, ("never built",), inputs=Inputs({}, {"a": "1"}))
+    lines: list[str] = []
+    reporter = Reporter(stream=open(os.devnull, "w"))  # noqa: SIM115
+    reporter.line = lines.append  # type: ignore[method-assign]
+    with Catalog.open(tmp_path / "catalog.db") as cat, keeper.held(cat, reporter, lambda: decision) as got:
+        assert got is decision
+        [held] = cat.leases.live()
+        keeper.check("build", "app", reporter)  # held: goes on
+        cat.leases.release(held)  # as if another machine had taken it over
+        deadline = time.monotonic() + 5
+        while "app" not in keeper.lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(Exception, match=r"app: lost the lease on app .* stopped before record"):
+            keeper.check("record", "app", reporter)
+    assert any("stopping before the next step" in line for line in lines)
+
+
+def test_held_leases_refuse_a_second_keeper_that_does_not_wait(tmp_path):
+    Catalog.open(tmp_path / "catalog.db").close()
+    decision = Decision("app", BAKE, ("never built",), inputs=Inputs({}, {"a": "1"}))
+    reporter = Reporter(stream=open(os.devnull, "w"))  # noqa: SIM115
+    with Catalog.open(tmp_path / "catalog.db") as cat, Keeper("run-1", "local").held(cat, reporter, lambda: decision):
+        second = Keeper("run-2", "local", wait=False)
+        with pytest.raises(LeaseHeld) as held, Catalog.open(tmp_path / "catalog.db") as other, \
+                second.held(other, reporter, lambda: decision):
+            pass
+        assert held.value.exit_code == 75 and "(run run-1)" in held.value.message
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        assert cat.leases.live() == []
