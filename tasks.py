@@ -20,6 +20,7 @@ from pipeline.cli import OptionalPositionalTask, guarded, step_hooks
 from pipeline.errors import KilnError
 from pipeline.progress import table
 from pipeline.render import print_change
+from pipeline.schedule import write_rows
 
 REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
 
@@ -37,23 +38,29 @@ REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
     "security_updates": "also rebake an up-to-date image whose packages have pending Debian security updates",
     "no_wait": "when another machine is baking an image (it holds the image's lease in the catalog), exit 75 "
                "naming it instead of waiting for it",
+    "jobs": "bake up to N images at once, each as soon as its parents are done (default 1); lines are prefixed "
+            "with the image",
+    "fail_fast": "with --jobs: stop every bake at the first failure (default: siblings go on, descendants skip)",
+    "rows_json": "write the summary rows as JSON to this file instead of printing the table (for scripts)",
 })
 def bake(c, image, all_=False, force=False, target="local", region="", builder="", verbose=False,
-         security_updates=False, no_wait=False):
+         security_updates=False, no_wait=False, jobs="1", fail_fast=False, rows_json=""):
     """Bake IMAGE (or --all) and what it is built on — exactly what is outdated — verify, record."""
     result = baking.BakeResult()
 
+    def summary(stream=sys.stdout) -> None:
+        if rows_json:
+            write_rows(Path(rows_json), result.rows)
+        elif result.rows:
+            print(table(result.rows), file=stream)
+
     def work() -> None:
         baking.bake(image, all_=all_, force=force, target=target, region=region, builder=builder, verbose=verbose,
-                    security_updates=security_updates, hooks=step_hooks(os.environ), result=result, wait=not no_wait)
-        if result.rows:
-            print(table(result.rows))
+                    security_updates=security_updates, hooks=step_hooks(os.environ), result=result, wait=not no_wait,
+                    jobs=jobs, fail_fast=fail_fast)
+        summary()
 
-    def summary() -> None:
-        if result.rows:
-            print(table(result.rows), file=sys.stderr)
-
-    guarded(work, on_error=summary)
+    guarded(work, on_error=lambda: summary(sys.stderr))
 
 
 @task(klass=OptionalPositionalTask, positional=["image"], help={
@@ -64,15 +71,8 @@ def bake(c, image, all_=False, force=False, target="local", region="", builder="
 def plan(c, image, all_=False, security_updates=False, target="local", builder="", region=""):
     """Show the image graph and, per image, what a bake would do and why."""
 
-    def work() -> None:
-        result = baking.plan(image, all_=all_, target=target, builder=builder, region=region,
-                             security_updates=security_updates)
-        print(render.graph(result.project, {d.image: d for d in result.decisions}))
-        print()
-        for d in result.decisions:
-            print(d.describe())
-
-    guarded(work)
+    guarded(lambda: print(render.plan(baking.plan(image, all_=all_, target=target, builder=builder, region=region,
+                                                  security_updates=security_updates))))
 
 
 @task
@@ -91,7 +91,6 @@ def validate(c):
 @task(positional=["ref"], help={"ref": "IMAGE or IMAGE@VERSION (default: the latest verified version)"})
 def up(c, ref):
     """Boot a local catalog image on a throwaway overlay; print how to get in (invoke down to stop)."""
-
     guarded(lambda: print(render.booted(*machines.boot(ref))))
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from pipeline import diff, prune
+from pipeline.app.baking import PlanResult
 from pipeline.app.catalog import ChannelChange, StoredCheck
 from pipeline.catalog import LATEST, ChannelEvent, ImageRecord, Lease
 from pipeline.config import Project
@@ -56,6 +57,12 @@ def graph(project: Project, decisions: Mapping[str, Decision] | None = None) -> 
 
     walk(None, "")
     return "\n".join(lines)
+
+
+def plan(result: PlanResult) -> str:
+    """The image graph, then each decision with its reasons (``invoke plan``)."""
+    graphed = graph(result.project, {d.image: d for d in result.decisions})
+    return "\n".join([graphed, "", *(d.describe() for d in result.decisions)])
 
 
 def prune_lines(decisions: Sequence[prune.Decision], *, dry_run: bool) -> str:

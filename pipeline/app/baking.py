@@ -11,12 +11,15 @@ from typing import Any
 
 from pipeline import bake as bake_mod
 from pipeline import config, foundation, targets, updates
+from pipeline.app import parallel
+from pipeline.catalog import Catalog
 from pipeline.errors import ConfigError, KilnError
 from pipeline.layer import Git
 from pipeline.lease import Keeper, ttl_from
 from pipeline.plan import Decision, Planner
 from pipeline.progress import Reporter, Row
 from pipeline.run import Run, StepHook, new_run_id
+from pipeline.schedule import Spawn
 from pipeline.targets.base import Builder, Target
 from pipeline.targets.local import converge as workspace
 from pipeline.targets.local.converge import Converged
@@ -77,16 +80,29 @@ def chosen(image: str, all_: bool, target: str, region: str, builder: str) -> tu
 
 def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "local", region: str = "",
          builder: str = "", verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
-         result: BakeResult | None = None, wait: bool = True) -> BakeResult:
+         result: BakeResult | None = None, wait: bool = True, jobs: int | str = 1, fail_fast: bool = False,
+         spawn: Spawn | None = None) -> BakeResult:
     """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes.
 
-    ``wait``: when another machine holds an image's lease, wait for it (else LeaseHeld, exit 75)."""
+    ``wait``: when another machine holds an image's lease, wait for it (else LeaseHeld, exit 75).
+    ``jobs`` over 1: images whose parents are done bake at once, each in a bake process of its own
+    (``spawn`` starts one; default: ``invoke bake IMAGE`` with the same options)."""
     result = result if result is not None else BakeResult()
+    jobs = parallel.job_count(jobs)
     paths, project, names, place, builders, values = chosen(image, all_, target, region, builder)
     place.connect()
     run_id = new_run_id()
     reporter = Reporter(log=paths.logs / run_id / "bake.log")
     checker = security_checker(project.root, paths.cache, reporter) if security_updates else None
+    if jobs > 1:
+        options = {"target": target, "region": region, "builder": builder, "verbose": verbose,
+                   "security-updates": security_updates, "no-wait": not wait}
+        with place.open_catalog() as cat:
+            result.decisions = planner(project, cat, place, builders, values, checker).plan(
+                names, force=names if force else ())
+        spawn = spawn or parallel.invoke_bake(options, names if force else ())
+        return parallel.bake_many(project, result, paths.logs / run_id, reporter, spawn, jobs=jobs,
+                                  fail_fast=fail_fast)
     keeper = Keeper(run_id, place.name, wait=wait, ttl=ttl_from(os.environ))
     with place.open_catalog() as cat:
         run = Run(paths=paths, project=project, catalog=cat, reporter=reporter, target=place, builders=builders,
@@ -111,9 +127,14 @@ def plan(image: str, *, all_: bool = False, target: str = "local", builder: str 
     checker = security_checker(project.root, paths.cache, Reporter()) if security_updates else None
     place.connect()
     with place.open_catalog() as cat:
-        decisions = Planner(project, cat, place, lambda spec: values[spec.name], checker,
-                            lambda spec: builders[spec.name].key_files).plan(names)
-    return PlanResult(project, decisions)
+        return PlanResult(project, planner(project, cat, place, builders, values, checker).plan(names))
+
+
+def planner(project: config.Project, cat: Catalog, place: Target, builders: dict[str, Builder],
+            values: dict[str, dict[str, str]], checker: Callable[[list[dict[str, str]]], list[Any]] | None) -> Planner:
+    """The bake-key planner for a bake or plan of this project on ``place`` with these builders."""
+    return Planner(project, cat, place, lambda spec: values[spec.name], checker,
+                   lambda spec: builders[spec.name].key_files)
 
 
 def images() -> list[str]:

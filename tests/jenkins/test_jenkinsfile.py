@@ -18,10 +18,10 @@ from tests.conftest import ROOT
 
 RECORDER = Path(__file__).parent / "recorder.groovy"
 CASES = [
-    {"IMAGES": "all", "TARGET": "aws", "FORCE": False, "PROMOTE_TO": ""},
-    {"IMAGES": "all", "TARGET": "aws", "FORCE": True, "PROMOTE_TO": "prod"},
-    {"IMAGES": "app", "TARGET": "local", "FORCE": False, "PROMOTE_TO": "staging"},
-    {"IMAGES": " base  app ", "TARGET": "local", "FORCE": True, "PROMOTE_TO": "prod"},
+    {"IMAGES": "all", "TARGET": "aws", "FORCE": False, "PROMOTE_TO": "", "JOBS": "2"},
+    {"IMAGES": "all", "TARGET": "aws", "FORCE": True, "PROMOTE_TO": "prod", "JOBS": "4"},
+    {"IMAGES": "app", "TARGET": "local", "FORCE": False, "PROMOTE_TO": "staging", "JOBS": "1"},
+    {"IMAGES": " base  app ", "TARGET": "local", "FORCE": True, "PROMOTE_TO": "prod", "JOBS": " 2 "},
 ]
 
 
@@ -102,13 +102,19 @@ def test_options_parameters_locks_and_credentials(events):
     for option in ("timestamps", "timeout", "disableConcurrentBuilds"):
         assert calls(events, option, "pipeline/options"), option
     names = {e["args"][0]["name"] for e in events if e["path"] == "pipeline/parameters"}
-    assert names == {"IMAGES", "TARGET", "FORCE", "PROMOTE_TO"}
+    assert names == {"IMAGES", "TARGET", "FORCE", "PROMOTE_TO", "JOBS"}
     [lock] = calls(events, "lock", "pipeline/stages/stage:Bake")
     assert {r["resource"] for r in lock["args"][0]["extra"]} <= {"kiln-image-base", "kiln-image-app"}
     bake = [e for e in calls(events, "sh", "pipeline/stages/stage:Bake") if "bake" in json.dumps(e["args"])]
     assert bake and all("withCredentials" in e["path"] and "lock" in e["path"] for e in bake)
     stages = [e["args"][0] for e in calls(events, "stage")]
     assert stages == ["Set-up", "Validate", "Plan", "Bake", "Promote", "Report"]
+
+
+def test_the_bake_passes_the_jobs_parameter():
+    for case in CASES:
+        [bake] = [c for c in invoke_commands(record(case)) if c[0] == "bake"]
+        assert bake[bake.index("--jobs") + 1] == case["JOBS"].strip()
 
 
 def test_promote_stage_runs_only_with_a_channel():
@@ -122,8 +128,8 @@ def test_promote_stage_runs_only_with_a_channel():
 
 def test_several_images_are_baked_and_promoted_in_one_run():
     commands = invoke_commands(record(CASES[3]))
-    assert [c for c in commands if c[0] == "bake"] == [["bake", "base,app", "--target", "local", "--security-updates",
-                                                        "--force"]]
+    assert [c for c in commands if c[0] == "bake"] == [["bake", "base,app", "--target", "local", "--jobs", "2",
+                                                        "--security-updates", "--force"]]
     assert [c for c in commands if c[0] == "promote"] == [
         ["promote", "base@latest", "--channel", "prod", "--target", "local"],
         ["promote", "app@latest", "--channel", "prod", "--target", "local"]]

@@ -1,17 +1,24 @@
-"""One machine's ``invoke bake`` with the fake target, for the lease tests: ``python -m tests.unit.fake_baker IMAGE``.
+"""One machine's ``invoke bake`` with the fake target, for the lease and parallel tests.
+
+``python -m tests.unit.fake_baker IMAGE [--no-wait] [--jobs N] [--fail-fast] [--rows-json FILE]``
 
 Every process started this way has its own ``KILN_HOME`` (its own local lock,
 its own image files) and opens the one catalog file ``FAKE_SHARED_CATALOG``:
 two of them behave like two machines sharing a catalog. ``FAKE_BUILD_SECONDS``
-makes each build last that long, so a test can find one in progress.
-Arguments after IMAGE: ``--no-wait``. Exits as the task would.
+makes each build last that long (``FAKE_SLOW_IMAGE``: only that image's), so
+a test can find one in progress. With ``--jobs`` each image is baked by a
+process like this one, as ``invoke bake --jobs`` starts ``invoke bake IMAGE``.
+Exits as the task would.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from invoke.exceptions import Exit
@@ -21,12 +28,15 @@ from pipeline.app import baking
 from pipeline.catalog import Catalog
 from pipeline.cli import guarded
 from pipeline.progress import table
+from pipeline.schedule import write_rows
+from tests.conftest import ROOT
 from tests.unit.test_fake_target import FakeBuilder, FakeTarget
 
 
 class SlowBuilder(FakeBuilder):
     def build(self, run: Any, layer: Any) -> Any:
-        time.sleep(float(os.environ.get("FAKE_BUILD_SECONDS", "0")))
+        if os.environ.get("FAKE_SLOW_IMAGE", layer.spec.name) == layer.spec.name:
+            time.sleep(float(os.environ.get("FAKE_BUILD_SECONDS", "0")))
         return super().build(run, layer)
 
 
@@ -37,20 +47,41 @@ class SharedTarget(FakeTarget):
         return Catalog.open(os.environ["FAKE_SHARED_CATALOG"], create=create)
 
 
-def main(image: str, *flags: str) -> int:
+def spawn(image: str, rows: Path) -> subprocess.Popen[str]:
+    """What ``--jobs`` starts for each image: this module, for that image alone."""
+    return subprocess.Popen([sys.executable, "-m", "tests.unit.fake_baker", image, "--rows-json", str(rows)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True, start_new_session=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("image")
+    parser.add_argument("--no-wait", action="store_true")
+    parser.add_argument("--fail-fast", action="store_true")
+    parser.add_argument("--jobs", default="1")
+    parser.add_argument("--rows-json", default="")
+    args = parser.parse_args(argv)
     targets.register("fake", SharedTarget)
+    result = baking.BakeResult()
+
+    def summary(stream: Any = sys.stdout) -> None:
+        if args.rows_json:
+            write_rows(Path(args.rows_json), result.rows)
+        elif result.rows:
+            print(table(result.rows), file=stream, flush=True)
 
     def work() -> None:
-        result = baking.bake(image, target="fake", wait="--no-wait" not in flags)
-        if result.rows:
-            print(table(result.rows), flush=True)
+        baking.bake(args.image, target="fake", wait=not args.no_wait, jobs=args.jobs, fail_fast=args.fail_fast,
+                    spawn=spawn, result=result)
+        summary()
 
     try:
-        guarded(work)
+        guarded(work, on_error=lambda: summary(sys.stderr))
     except Exit as stop:
         return stop.code
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -74,7 +75,9 @@ def account(work: Path, cache: Path) -> Iterator[tuple[dict[str, str], Twin]]:
     from pipeline import foundation
 
     with emulator.server() as url:
-        env = {**emulator.environment(url), **emulator.TWIN_SETTINGS, "KILN_AWS_CATALOG_BUCKET": "kiln-faults"}
+        # Short leases: the SIGKILLed bake's lease expires, and the next case takes it over, within seconds.
+        env = {**emulator.environment(url), **emulator.TWIN_SETTINGS, "KILN_AWS_CATALOG_BUCKET": "kiln-faults",
+               "KILN_LEASE_SECONDS": "10"}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
@@ -104,12 +107,17 @@ def left_in_account(twin: Twin) -> list[str]:
     return found + [f"twin VM of {iid}" for iid in running]
 
 
-def catalog_problems(image: str, version: str, expected: str) -> list[str]:
-    """The version must be ``expected``; ``latest`` must not be published for an image that did not pass."""
+def shared_catalog() -> Any:
+    """The group's S3 catalog."""
     from pipeline.catalog import Catalog
     from pipeline.catalog.s3_store import S3Store
 
-    cat = Catalog(S3Store(boto3.client("s3", region_name="us-east-1"), "kiln-faults", "kiln/catalog.json"))
+    return Catalog(S3Store(boto3.client("s3", region_name="us-east-1"), "kiln-faults", "kiln/catalog.json"))
+
+
+def catalog_problems(image: str, version: str, expected: str) -> list[str]:
+    """The version must be ``expected``; ``latest`` must not be published for an image that did not pass."""
+    cat = shared_catalog()
     found = {r.version: r.status for r in cat.versions(image)}
     problems = [] if found.get(version) == expected else [f"{image}@{version} is {found.get(version)}, not {expected}"]
     if expected != "verified" and cat.latest(image) is None:
@@ -155,6 +163,9 @@ class Group:
         left += leftovers(self.home, self.cache, before) + left_in_account(self.twin)
         left += [f"twin: {p}" for p in self.twin.problems]
         half = catalog_problems("base", outcome.version, expected) if outcome.version else ["no version was named"]
+        # A bake that could clean up released its lease; a SIGKILLed one leaves it to expire and be taken over.
+        half += [f"lease on {le.subject} still held by {le.holder}" for le in shared_catalog().leases.live()
+                 if expected != "building"]
         outcome.orphans, outcome.half_published = len(left), len(half)
         outcome.details += left + half
         return outcome

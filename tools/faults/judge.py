@@ -72,7 +72,7 @@ def leftovers(home: Path, cache: Path, before: Snapshot) -> list[str]:
 
 
 def half_published(home: Path, interrupted: tuple[str, str] | None) -> list[str]:
-    """Catalog records that claim more than is true, and store files no record owns."""
+    """Catalog records that claim more than is true, leases a stopped bake kept, and store files no record owns."""
     from pipeline.catalog import Catalog
 
     problems = []
@@ -101,6 +101,7 @@ def half_published(home: Path, interrupted: tuple[str, str] | None) -> list[str]
             for channel, version in cat.channels(name).items():
                 if version and cat.get(name, version).status != "verified":
                     problems.append(f"{name} channel {channel} points at {version}, which is not verified")
+        problems += [f"lease on {le.subject} still held by {le.holder}, whose bake ended" for le in cat.leases.live()]
     for image in (home / "images").rglob("*.qcow2"):
         if image not in owned:
             problems.append(f"store file no record owns: {image}")
