@@ -200,13 +200,16 @@ def janitor(c, target="aws", dry_run=False, older_than="3h", region=""):
 
 
 @task(help={"builders": "instead: both local builders side by side, each baking app cold, after an app change and "
-                        "(chroot) converging an edit; about twenty minutes"})
-def bench(c, builders=False):
+                        "(chroot) converging an edit; about twenty minutes",
+            "jobs": "instead: two sibling images baked with --jobs 1, then --jobs 2; about ten minutes"})
+def bench(c, builders=False, jobs=False):
     """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
     from tools import bench as bench_tool  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
-    from tools import bench_builders
+    from tools import bench_builders, bench_jobs
 
-    guarded(lambda: print(bench_builders.report(config.default_paths()) if builders else bench_tool.main()))
+    paths = config.default_paths()
+    guarded(lambda: print(bench_builders.report(paths) if builders else bench_jobs.report(paths) if jobs
+                          else bench_tool.main()))
 
 
 @task(help={"only": "all (default), interrupts (the local bake chain, about 20 minutes), aws (the AMI path on the "

@@ -71,3 +71,13 @@ def test_lease_cost_claims_and_releases_in_a_scratch_catalog(root, tmp_path):
     ms = float(line.split(": ", 1)[1].split(" ms", 1)[0])
     assert line.startswith("bake lease (SQLite): ") and 0 < ms < 10_000
     assert list((tmp_path / "home").iterdir()) == []  # its scratch catalog is gone
+
+
+def test_the_jobs_bench_adds_a_sibling_that_shares_apps_playbook_and_specs(root, tmp_path):
+    from tools import bench_jobs
+
+    bench_jobs.copy_project(config.Paths(project=root, home=tmp_path, cache=tmp_path), tmp_path / "project")
+    project = config.load(tmp_path / "project")
+    app, app2 = project.get("app"), project.get("app2")
+    assert app2.parent == app.parent == "base"
+    assert (app2.playbook, app2.specs) == (app.playbook, app.specs)

@@ -1,0 +1,56 @@
+"""``invoke bench --jobs``: two sibling images baked one after the other, then at once (``--jobs 2``).
+
+In a fresh KILN_HOME and a copy of the project with ``app2`` — a second
+image on ``base`` with app's playbook and specs — base is baked first (not
+counted). Then ``bake app,app2 --jobs 1``; then app's role is edited (both
+images outdated again, the same work) and ``bake app,app2 --jobs 2``. The
+ratio is the second wall time over the first: below 1 when the two bakes
+overlap usefully, near 1 (or above) when they only compete for the same
+cores. Local target, the project's default builder; about ten minutes here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline.config import Paths
+from pipeline.progress import fmt_seconds
+from tools.bench_builders import PROJECT, edit, timed
+
+SIBLING = ('\n[images.app2]\nparent = "base"\nplaybook = "playbooks/app.yml"\nspecs = "specs/app"\n'
+           'forward = { http = 80 }\n')
+
+
+def copy_project(paths: Paths, project: Path) -> None:
+    """The project, with ``app2`` beside ``app``."""
+    project.mkdir(parents=True)
+    for name in PROJECT:
+        source = paths.project / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, project / name)
+    with open(project / "kiln.toml", "a") as toml:
+        toml.write(SIBLING)
+
+
+def report(paths: Paths) -> str:
+    """The lines ``invoke bench --jobs`` prints."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-jobs-", dir="/var/tmp") as tmp:
+        project = Path(tmp) / "project"
+        copy_project(paths, project)
+        env = {**os.environ, "KILN_HOME": str(Path(tmp) / "home"), "KILN_PROJECT": str(project),
+               "KILN_CACHE": str(paths.cache), "NO_COLOR": "1"}
+        base = timed(["bake", "base"], env, root)
+        one = timed(["bake", "app,app2", "--jobs", "1"], env, root)
+        edit(project)
+        two = timed(["bake", "app,app2", "--jobs", "2"], env, root)
+    return "\n".join([
+        f"two sibling images on the local target ({os.cpu_count()} cores; base first: {fmt_seconds(base)}):",
+        f"  bake app,app2 --jobs 1:   {fmt_seconds(one)}",
+        f"  bake app,app2 --jobs 2:   {fmt_seconds(two)}",
+        f"  ratio --jobs 2 / --jobs 1: {two / one:.2f} (goal on a target that mostly waits: at most 0.6)"])
