@@ -25,7 +25,7 @@ from pipeline.errors import VerificationFailed
 from pipeline.evidence import write_json
 from pipeline.inputs import Inputs
 from pipeline.layer import Earlier, Git, Layer, Source
-from pipeline.lease import Keeper
+from pipeline.lease import Keeper, LeaseHeld
 from pipeline.progress import Row
 from pipeline.run import Run
 from pipeline.steps import REVERIFY_STEPS, STEPS, run_steps, steps_from
@@ -117,14 +117,18 @@ def reverify_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Ro
 
 
 @contextlib.contextmanager
-def image_lock(run: Run, name: str) -> Iterator[None]:
-    """One bake of an image at a time on this machine; a second one waits, then re-plans."""
+def image_lock(run: Run, name: str, *, wait: bool = True) -> Iterator[None]:
+    """One bake of an image at a time on this machine; a second one waits, then re-plans (or, told not to
+    wait, fails as for another machine's lease: exit 75)."""
     folder = run.paths.home / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{name}.lock", "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise LeaseHeld(f"{name}: another bake of {name} is running on this machine",
+                                hint="run again later, or without --no-wait to wait for it") from None
             run.reporter.line(f"{name}: another bake of {name} is running on this machine; waiting for it")
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -159,7 +163,8 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
         spec = run.project.get(initial.image)
         try:
             decide = functools.partial(planner.decide, spec, parent_action=None, force=spec.name in force)
-            with image_lock(run, spec.name), keeper.held(run.catalog, run.reporter, decide) as decision:
+            with image_lock(run, spec.name, wait=keeper.wait), \
+                    keeper.held(run.catalog, run.reporter, decide) as decision:
                 if decision.action == plan_mod.UP_TO_DATE:
                     run.reporter.say(decision.describe())
                 else:

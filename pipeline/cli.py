@@ -27,17 +27,13 @@ from invoke.parser import Argument
 
 from pipeline import environment
 from pipeline.config import default_paths
-from pipeline.errors import KilnError
+from pipeline.errors import KilnError, Terminated
 from pipeline.progress import Reporter
 
 T = TypeVar("T")
 PAUSE_ENV = "KILN_PAUSE_AT"
 PAUSE_SECONDS_ENV = "KILN_PAUSE_SECONDS"
 StepHook = Callable[[str, str, Reporter], None]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered as an interrupt so every ``finally`` runs."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

@@ -58,3 +58,7 @@ class IntegrityError(KilnError):
 
 class CatalogError(KilnError):
     """The catalog is unreadable, or a query found nothing."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt so every ``finally`` runs (the CLI edge installs the handler)."""

@@ -51,6 +51,7 @@ class Keeper:
     wait: bool = True
     ttl: float = DEFAULT_TTL
     lost: dict[str, str] = field(default_factory=dict)  # image → why its lease was lost
+    renewed: dict[str, float] = field(default_factory=dict)  # image → when its lease was last claimed or renewed
 
     def want(self, image: str, key: str) -> Lease:
         """This run's lease on ``image`` for bake ``key``, not yet timed."""
@@ -59,22 +60,32 @@ class Keeper:
 
     @contextlib.contextmanager
     def held(self, catalog: Catalog, reporter: Reporter, decide: Callable[[], Decision]) -> Iterator[Decision]:
-        """The decision for one image, made again under its lease whenever there is work to do."""
+        """The decision for one image, made again under its lease whenever there is work to do (a decision
+        whose bake key changed meanwhile — a parent rebaked elsewhere — claims that key's lease instead)."""
         decision = decide()
-        if decision.action == UP_TO_DATE:
-            yield decision
-            return
-        lease = self.acquire(catalog, reporter, self.want(decision.image, key_of(decision)))
-        stop = threading.Event()
-        renewer = threading.Thread(target=self.renew, args=(catalog, reporter, lease, stop), daemon=True)
-        try:
-            renewer.start()
-            yield decide()  # what another holder did while this run waited counts
-        finally:
-            stop.set()
-            renewer.join()
-            with contextlib.suppress(KilnError):
-                catalog.leases.release(lease)
+        while decision.action != UP_TO_DATE:
+            lease = self.acquire(catalog, reporter, self.want(decision.image, key_of(decision)))
+            try:
+                decision = decide()  # what another holder did while this run waited counts
+                if decision.action != UP_TO_DATE and key_of(decision) != lease.key:
+                    continue
+                stop = threading.Event()
+                renewer = threading.Thread(target=self.renew, args=(catalog, reporter, lease, stop), daemon=True)
+                renewer.start()
+                try:
+                    yield decision
+                finally:
+                    stop.set()
+                    renewer.join()
+                return
+            finally:
+                self.renewed.pop(lease.image, None)
+                try:
+                    catalog.leases.release(lease)
+                except Exception as exc:  # noqa: BLE001 — never hide why the bake ended; the lease expires anyway
+                    reporter.line(f"{lease.image}: could not release the lease on {lease.subject} ({exc}); "
+                                  f"it expires unrenewed")
+        yield decision
 
     def acquire(self, catalog: Catalog, reporter: Reporter, want: Lease) -> Lease:
         """``want``, claimed: at once when free, after waiting for a live holder, or taken over from a dead one."""
@@ -82,6 +93,7 @@ class Keeper:
         while True:
             got, dead = catalog.leases.claim(want, self.ttl)
             if got.ours(want):
+                self.renewed[want.image] = time.monotonic()
                 if dead is not None:
                     reporter.line(f"{want.image}: took over the lease on {want.subject} from {dead.holder}, "
                                   f"which stopped renewing it; going on with what it left")
@@ -100,6 +112,7 @@ class Keeper:
         while not stop.wait(self.ttl / 3):
             try:
                 lease = catalog.leases.renew(lease, self.ttl)
+                self.renewed[lease.image] = time.monotonic()
             except LeaseLost as exc:
                 self.lost[lease.image] = exc.message
                 reporter.line(f"{lease.image}: {exc.message}; stopping before the next step")
@@ -108,15 +121,20 @@ class Keeper:
                 reporter.line(f"{lease.image}: could not renew the lease on {lease.subject} ({exc}); retrying")
 
     def check(self, step: str, image: str, reporter: Reporter) -> None:
-        """A step hook: a bake whose lease was lost goes no further."""
+        """A step hook: a bake whose lease was lost — or not renewed for two thirds of its time to live, so
+        that another machine may take it over any moment — goes no further."""
         if image in self.lost:
             raise LeaseLost(f"{image}: {self.lost[image]}; stopped before {step}",
                             hint="another machine took it over; see invoke catalog.leases")
+        quiet = time.monotonic() - self.renewed.get(image, time.monotonic())
+        if quiet > self.ttl * 2 / 3:
+            raise LeaseLost(f"{image}: the lease could not be renewed for {quiet:.0f} s of its {self.ttl:.0f} s; "
+                            f"stopped before {step}", hint="check the catalog store is reachable, then bake again")
 
 
 def key_of(decision: Decision) -> str:
-    """The bake key a decision works on: the new bake's, or the re-verified version's."""
+    """The bake key a decision works on: the new bake's, or the re-verified version's (``pending`` while its
+    parent has no verified version to key it on: the bake fails on that, under a lease of its own)."""
     if decision.inputs is not None:
         return decision.inputs.key
-    assert decision.current is not None
-    return decision.current.fingerprint
+    return decision.current.fingerprint if decision.current is not None else "pending"

@@ -12,7 +12,9 @@ and the interrupt names every image that was stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -21,12 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.cli import Terminated
-from pipeline.errors import KilnError
+from pipeline.errors import KilnError, Terminated
+from pipeline.lease import LeaseHeld
 from pipeline.progress import Row
 
-Spawn = Callable[[str, Path], "subprocess.Popen[str]"]  # (image, rows file) → its bake, output on stdout
-STOP_SECONDS = 300  # how long a stopped bake may take to clean up before it is killed
+Spawn = Callable[[str, Path], "subprocess.Popen[str]"]  # (image, rows file) → its bake, in its own session
+STOP_SECONDS = 300  # how long stopped bakes may take to clean up, all together, before they are killed
+BUSY = LeaseHeld.exit_code
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Job:
     rows_file: Path
     proc: subprocess.Popen[str] | None = None
     state: str = "waiting"  # waiting, running, done, failed, skipped, stopped
+    code: int | None = None
     last_error: str = ""
     pump: threading.Thread | None = None
 
@@ -55,7 +59,7 @@ class Outcome:
 
 
 class Scheduler:
-    """Starts each image's bake when its parents are done, at most ``jobs`` at once."""
+    """Starts each image's bake when its parents are done, at most ``limit`` at once."""
 
     def __init__(self, jobs: list[Job], *, limit: int, spawn: Spawn, say: Callable[[str], None],
                  fail_fast: bool = False) -> None:
@@ -64,92 +68,107 @@ class Scheduler:
         self.say = say
 
     def running(self) -> list[Job]:
+        """The jobs whose bake was started and has not been seen to end."""
         return [j for j in self.jobs if j.state == "running"]
 
     def run(self) -> Outcome:
-        """Every job to its end; an interrupt stops the running ones (with the same signal) and re-raises."""
+        """Every job to its end. Anything that ends the run early (an interrupt above all) first stops every
+        running bake — with the signal this run got — so no bake outlives the run."""
         try:
             while any(j.state in ("waiting", "running") for j in self.jobs):
                 self.start_ready()
                 self.reap()
                 time.sleep(0.1)
-        except KeyboardInterrupt as exc:
-            stopped = self.stop(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-            exc.where = f"during parallel bakes (stopped: {', '.join(stopped) or 'none running'})"  # type: ignore[attr-defined]
+        except BaseException as exc:
+            stopped = self.stop(signal.SIGTERM if isinstance(exc, Terminated | Exception) else signal.SIGINT)
+            if isinstance(exc, KeyboardInterrupt):
+                exc.where = f"during parallel bakes (stopped: {', '.join(stopped) or 'none running'})"  # type: ignore[attr-defined]
             raise
         return Outcome(self.jobs, [row for j in self.jobs for row in rows_of(j)])
 
     def start_ready(self) -> None:
+        """Start every waiting job whose parents are done, while there is room."""
         for job in self.jobs:
             if len(self.running()) >= self.limit:
                 return
             states = {j.image: j.state for j in self.jobs}
             if job.state == "waiting" and all(states[p] == "done" for p in job.waits_for):
-                job.proc, job.state = self.spawn(job.image, job.rows_file), "running"
+                job.state = "running"  # first: an interrupt inside spawn still finds it to stop
+                job.proc = self.spawn(job.image, job.rows_file)
                 job.pump = threading.Thread(target=self.pump, args=(job,), daemon=True)
                 job.pump.start()
 
     def pump(self, job: Job) -> None:
-        """The bake's lines, prefixed with its image; its last ``kiln:`` line is kept for the summary."""
+        """The bake's lines, prefixed with its image, read to the end whatever happens to the terminal (a
+        bake whose pipe fills stops); its last ``kiln:`` line is kept for the summary."""
         assert job.proc is not None and job.proc.stdout is not None
         for line in job.proc.stdout:
             line = line.rstrip("\n")
             if line.startswith("kiln:"):
                 job.last_error = line
-            with self.lock:
+            with self.lock, contextlib.suppress(OSError):
                 self.say(f"[{job.image}] {line}")
 
     def reap(self) -> None:
+        """Record each bake that ended; a failure skips its descendants (and with ``fail_fast`` stops all)."""
         for job in self.running():
-            assert job.proc is not None
-            code = job.proc.poll()
-            if code is None or job.state != "running":  # still going, or stopped by --fail-fast meanwhile
-                continue
+            if job.proc is None or job.proc.poll() is None or job.state != "running":
+                continue  # still going, or stopped by --fail-fast meanwhile
             if job.pump:
-                job.pump.join()
-            job.state = "done" if code == 0 else "failed"
-            if code != 0:
-                job.last_error = f"exit {code}: {job.last_error or 'no error line'}"
+                job.pump.join()  # every line printed, the last error line known
+            job.code = job.proc.returncode
+            job.state = "done" if job.code == 0 else "failed"
+            if job.code != 0:
+                job.last_error = f"exit {job.code}: {job.last_error or 'no error line'}"
                 self.skip_descendants(job.image)
                 if self.fail_fast:
                     self.stop(signal.SIGTERM, reason=f"stopped: {job.image} failed (--fail-fast)")
 
     def skip_descendants(self, image: str) -> None:
+        """Every job waiting, directly or not, for ``image`` will not run."""
         for job in self.jobs:
             if job.state == "waiting" and image in job.waits_for:
                 job.state, job.last_error = "skipped", f"skipped: its parent {image} failed"
                 self.skip_descendants(job.image)
 
     def stop(self, sig: signal.Signals, reason: str = "") -> list[str]:
-        """Send ``sig`` to every running bake, wait for each to clean up; nothing waiting starts any more."""
-        stopped = self.running()
+        """Send ``sig`` to every running bake and wait for them to clean up (another interrupt meanwhile sends
+        it again; past ``STOP_SECONDS`` they are killed); nothing waiting starts any more."""
+        stopped = [j for j in self.running() if j.proc is not None]
         for job in stopped:
-            assert job.proc is not None
-            job.proc.send_signal(sig)
-        for job in stopped:
-            assert job.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                job.proc.send_signal(sig)  # type: ignore[union-attr]
+        deadline = time.monotonic() + STOP_SECONDS
+        while any(j.proc.poll() is None for j in stopped):  # type: ignore[union-attr]
             try:
-                job.proc.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                job.proc.kill()
-                job.proc.wait()
+                if time.monotonic() > deadline:
+                    for job in stopped:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(job.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+                time.sleep(0.1)
+            except KeyboardInterrupt:
+                for job in stopped:
+                    with contextlib.suppress(ProcessLookupError):
+                        job.proc.send_signal(sig)  # type: ignore[union-attr]
+        for job in stopped:
             if job.pump:
                 job.pump.join()
-            job.state = "stopped"
-            job.last_error = reason or "stopped"
+            job.code = job.proc.returncode  # type: ignore[union-attr]
+            job.state = "done" if job.code == 0 else "stopped"
+            job.last_error = "" if job.code == 0 else reason or "stopped"
         for job in self.jobs:
             if job.state == "waiting":
                 job.state, job.last_error = "skipped", reason or "not started: the run was stopped"
-        return [j.image for j in stopped]
+        return [j.image for j in stopped if j.state == "stopped"]
 
 
 def rows_of(job: Job) -> list[Row]:
-    """The summary rows a job's bake wrote, or one saying why it has none."""
-    if job.rows_file.exists():
-        return [Row(**row) for row in json.loads(job.rows_file.read_text())]
-    if job.state in ("skipped", "stopped", "failed"):
-        return [Row(job.image, "-", job.state, 0.0, job.last_error)]
-    return []
+    """The summary rows a job's bake wrote, and one for the job itself when none names it (it ended before
+    baking anything: skipped, stopped or failed early)."""
+    rows = [Row(**row) for row in json.loads(job.rows_file.read_text())] if job.rows_file.exists() else []
+    if job.state in ("skipped", "stopped", "failed") and not any(r.image == job.image for r in rows):
+        rows.append(Row(job.image, "-", job.state, 0.0, job.last_error))
+    return rows
 
 
 def write_rows(path: Path, rows: Sequence[Row]) -> None:
@@ -158,8 +177,12 @@ def write_rows(path: Path, rows: Sequence[Row]) -> None:
 
 
 def check(outcome: Outcome) -> None:
-    """KilnError naming every image that failed or was skipped."""
+    """KilnError naming every image that failed, was stopped or skipped; LeaseHeld (exit 75) when the only
+    failures are bakes told not to wait for another machine's."""
     failed = outcome.failures()
-    if failed:
-        raise KilnError(f"{len(failed)} image(s) not baked: {'; '.join(failed)}",
-                        hint="each image's lines above are prefixed with its name")
+    if not failed:
+        return
+    ended = [j for j in outcome.jobs if j.state in ("failed", "stopped")]  # the skipped follow from these
+    kind = LeaseHeld if ended and all(j.code == BUSY for j in ended) else KilnError
+    raise kind(f"{len(failed)} image(s) not baked: {'; '.join(failed)}",
+               hint="each image's lines above are prefixed with its name")

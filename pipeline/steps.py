@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pipeline import build, gate, machine, proc, record
+from pipeline.catalog import LeaseLost
 from pipeline.errors import KilnError
 from pipeline.evidence import write_json
 from pipeline.layer import Layer
@@ -62,6 +63,10 @@ def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep
                     status = layer.verdict
             layer.timings[label] = time.monotonic() - t0
             run.reporter.line(f"{layer.ref}: {label} done ({fmt_seconds(layer.timings[label])})")
+    except LeaseLost as exc:
+        status = "lease lost"  # another machine holds the bake now: its record is not this run's to change
+        exc.message = f"{exc.message} [step: {label}]"
+        raise
     except KilnError as exc:
         status = "failed"
         exc.message = f"{exc.message} [step: {label}]"
@@ -76,7 +81,8 @@ def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep
         raise
     finally:
         machine.remove_tree(layer.scratch)
-        if status not in ("verified", "unverified") and not (keep_on_interrupt and status == "interrupted"):
+        kept = ("verified", "unverified", "lease lost", *(("interrupted",) if keep_on_interrupt else ()))
+        if status not in kept:
             with contextlib.suppress(Exception):
                 run.catalog.set_status(layer.spec.name, layer.version, status, reason=f"{status} at {label}",
                                        report=str(layer.report) if layer.report else None)

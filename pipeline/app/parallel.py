@@ -70,6 +70,6 @@ def invoke_bake(options: dict[str, str | bool], forced: Sequence[str]) -> Spawn:
         for flag, value in options.items():
             argv += [f"--{flag}"] if value is True else [f"--{flag}", value] if value else []
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                text=True, start_new_session=True)
+                                encoding="utf-8", errors="replace", start_new_session=True)
 
     return spawn

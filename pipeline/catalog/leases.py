@@ -139,6 +139,8 @@ class SqliteLeases:
         return lease
 
     def claim(self, want: Lease, ttl: float) -> tuple[Lease, Lease | None]:
+        """Take the row if it is free, this run's, or expired past the skew margin."""
+
         def change(db: sqlite3.Connection) -> tuple[Lease, Lease | None]:
             there = self._find(db, want)
             if there is not None and not there.ours(want) and not self._expired(there, ttl):
@@ -150,6 +152,8 @@ class SqliteLeases:
         return self._write(change)
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
+        """Extend the row while it is this run's."""
+
         def change(db: sqlite3.Connection) -> Lease:
             there = self._find(db, lease)
             if there is None or not there.ours(lease):
@@ -160,6 +164,8 @@ class SqliteLeases:
         return self._write(change)
 
     def release(self, lease: Lease) -> None:
+        """Delete the row if it is this run's."""
+
         def change(db: sqlite3.Connection) -> None:
             db.execute(_DDL)
             db.execute("DELETE FROM leases WHERE image=? AND key=? AND target=? AND run_id=?",
@@ -168,6 +174,7 @@ class SqliteLeases:
         self._write(change)
 
     def live(self) -> list[Lease]:
+        """Every row not expired past the skew margin."""
         with contextlib.closing(sqlite3.connect(self.path, timeout=120)) as db:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name='leases'").fetchone():
                 return []

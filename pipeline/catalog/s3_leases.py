@@ -73,6 +73,7 @@ class S3Leases:
         return True
 
     def claim(self, want: Lease, ttl: float) -> tuple[Lease, Lease | None]:
+        """Write ``want`` if no lease is there, or over an expired one if it is still that one."""
         key = self._key(want)
         for _ in range(self.attempts):
             there, etag, expired, now = self._get(key)
@@ -84,6 +85,7 @@ class S3Leases:
         raise CatalogError(f"s3://{self.bucket}/{key}: gave up claiming after {self.attempts} conflicting writes")
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
+        """Rewrite the object if it is still this run's lease, from a fresh read after each conflict."""
         key = self._key(lease)
         for _ in range(self.attempts):
             there, etag, _, now = self._get(key)
@@ -96,12 +98,15 @@ class S3Leases:
         raise CatalogError(f"s3://{self.bucket}/{key}: gave up renewing after {self.attempts} conflicting writes")
 
     def release(self, lease: Lease) -> None:
+        """Delete the lease object while it is still this run's and live (an expired one may be another
+        machine's by the time a delete lands: it is left to be taken over)."""
         key = self._key(lease)
-        there, _, _, _ = self._get(key)
-        if there is not None and there.ours(lease):
+        there, _, expired, _ = self._get(key)
+        if there is not None and there.ours(lease) and not expired:
             self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def live(self) -> list[Lease]:
+        """Every lease object below the prefix that has not expired by S3's clock."""
         found = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
@@ -112,6 +117,7 @@ class S3Leases:
 
 
 def server_time(response: dict[str, Any]) -> float:
-    """The S3 server's clock, from a response's ``Date`` header (this machine's when there is none)."""
+    """The S3 server's clock, from a response's ``Date`` header. S3 always sends one; only a response
+    without it (a stand-in of S3 that omits it) falls back to this machine's clock."""
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     return parsedate_to_datetime(date).timestamp() if date else time.time()

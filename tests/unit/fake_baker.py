@@ -51,7 +51,7 @@ def spawn(image: str, rows: Path) -> subprocess.Popen[str]:
     """What ``--jobs`` starts for each image: this module, for that image alone."""
     return subprocess.Popen([sys.executable, "-m", "tests.unit.fake_baker", image, "--rows-json", str(rows)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, start_new_session=True)
+                            encoding="utf-8", errors="replace", start_new_session=True)
 
 
 def main(argv: list[str]) -> int:

@@ -8,6 +8,7 @@ locks, so without it both would bake.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.catalog import Catalog
+from pipeline.app import baking
+from pipeline.catalog import Catalog, LeaseLost
 from pipeline.catalog.leases import SqliteLeases
 from pipeline.inputs import Inputs
 from pipeline.lease import Keeper, LeaseHeld
@@ -121,3 +123,37 @@ def test_held_leases_refuse_a_second_keeper_that_does_not_wait(tmp_path):
         assert held.value.exit_code == 75 and "(run run-1)" in held.value.message
     with Catalog.open(tmp_path / "catalog.db") as cat:
         assert cat.leases.live() == []
+
+
+def test_a_lease_not_renewed_for_two_thirds_of_its_life_stops_the_bake(tmp_path):
+    keeper = Keeper("run-1", "local", ttl=30)
+    reporter = Reporter(stream=open(os.devnull, "w"))  # noqa: SIM115
+    keeper.renewed["app"] = time.monotonic() - 19
+    keeper.check("verify", "app", reporter)  # within two thirds: goes on
+    keeper.renewed["app"] = time.monotonic() - 21
+    with pytest.raises(LeaseLost, match=r"app: the lease could not be renewed for 21 s of its 30 s; stopped before "
+                                        r"verify"):
+        keeper.check("verify", "app", reporter)
+    keeper.check("verify", "base", reporter)  # an image without a lease (up to date) is never stopped
+
+
+def test_a_bake_that_lost_its_lease_leaves_the_record_to_the_new_holder(project, tmp_path):  # noqa: F811
+    def lose(step: str, image: str, reporter: Reporter) -> None:
+        if step == "verify":
+            raise LeaseLost(f"{image}: lost the lease on {image} to someone else")
+
+    with pytest.raises(LeaseLost):
+        baking.bake("trunk", target="fake", hooks=(lose,))
+    with Catalog.open(tmp_path / "home" / "catalog.db", create=False) as cat:
+        [trunk] = cat.versions("trunk")
+        assert trunk.status == "building"  # not failed: the new holder goes on with it
+        assert cat.leases.live() == []
+
+
+def test_no_wait_does_not_wait_for_a_bake_on_this_machine_either(project, tmp_path):  # noqa: F811
+    locks = tmp_path / "home" / "locks"
+    locks.mkdir(parents=True)
+    with open(locks / "trunk.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(LeaseHeld, match="trunk: another bake of trunk is running on this machine"):
+            baking.bake("trunk", target="fake", wait=False)
