@@ -7,8 +7,9 @@ lease exists or the one there has expired (its holder stopped renewing it:
 the machine died). The holder renews it while it works and releases it at
 the end. Like Terraform's S3 lock file, there is no lock server: the lease
 lives where the catalog does, written the way the catalog is written
-(``SqliteLeases``: a transaction on the catalog file; ``s3_leases``: one
-object per lease, written with S3 conditional writes).
+(``SqliteLeases``: a transaction on a SQLite file beside the catalog file;
+``s3_leases``: one object per lease beside the document, written with S3
+conditional writes).
 
 Expiry never rests on one machine's clock alone. The S3 store judges it by
 S3's clock; a SQLite file has no clock of its own, so a lease there counts
@@ -99,21 +100,31 @@ _COLUMNS = "image, key, target, actor, host, run_id, taken_at, expires_at"
 
 
 class SqliteLeases:
-    """Leases in a ``leases`` table of the catalog file, each change one ``BEGIN IMMEDIATE`` transaction.
+    """Leases in a SQLite file beside the catalog file (``catalog.db`` → ``catalog.db.leases``), each change
+    one ``BEGIN IMMEDIATE`` transaction.
 
-    Every call opens its own connection, so the thread that renews a lease never
-    shares one with the bake. The table is made on first use and is not part of
-    the catalog's content (its export, its dump, its format version): a Kiln
-    that predates leases reads the file as before."""
+    A file of their own: the catalog's content, bytes and format stay exactly
+    as they were (a bake that stops on bad input leaves the catalog untouched,
+    a Kiln that predates leases reads it as before). Every call opens its own
+    connection, so the thread that renews a lease never shares one with the
+    bake."""
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, skew: float = SKEW) -> None:
         self.path = path
         self.clock = clock
         self.skew = skew
 
+    @staticmethod
+    def beside(catalog: Path) -> Path:
+        """The lease file of the catalog file ``catalog`` (followed through a symlink: bakes that share the
+        catalog share its leases)."""
+        real = catalog.resolve()
+        return real.with_name(real.name + ".leases")
+
     def _write(self, change: Callable[[sqlite3.Connection], T]) -> T:
         with contextlib.closing(sqlite3.connect(self.path, timeout=120, isolation_level=None)) as db:
             db.execute("PRAGMA busy_timeout=120000")
+            db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = change(db)
@@ -175,6 +186,8 @@ class SqliteLeases:
 
     def live(self) -> list[Lease]:
         """Every row not expired past the skew margin."""
+        if not self.path.exists():
+            return []
         with contextlib.closing(sqlite3.connect(self.path, timeout=120)) as db:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name='leases'").fetchone():
                 return []

@@ -25,7 +25,7 @@ class SqliteStore:
     def __init__(self, conn: sqlite3.Connection, location: str) -> None:
         self._conn = conn
         self.location = location
-        self.leases = SqliteLeases(Path(location))
+        self.leases = SqliteLeases(SqliteLeases.beside(Path(location)))
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> SqliteStore:

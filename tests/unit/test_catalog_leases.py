@@ -29,7 +29,7 @@ def lease(run_id: str, image: str = "app", key: str = KEY) -> Lease:
 def book(tmp_path: Path) -> tuple[SqliteLeases, Clock]:
     Catalog.open(tmp_path / "catalog.db").close()
     clock = Clock()
-    return SqliteLeases(tmp_path / "catalog.db", clock=clock, skew=30), clock
+    return SqliteLeases(SqliteLeases.beside(tmp_path / "catalog.db"), clock=clock, skew=30), clock
 
 
 def test_one_holder_at_a_time_and_the_second_sees_who(book):
@@ -74,12 +74,17 @@ def test_renewal_keeps_a_working_holder_and_release_frees_it(book):
         leases.renew(lease("r3", image="worker"), ttl=60)
 
 
-def test_a_catalog_without_leases_lists_none_and_its_content_is_untouched(tmp_path):
+def test_leases_live_beside_the_catalog_whose_bytes_they_never_touch(tmp_path):
     with Catalog.open(tmp_path / "catalog.db") as cat:
         assert cat.leases.live() == []
-        before = cat.dump()
+        before = {p.name: p.read_bytes() for p in tmp_path.glob("catalog.db*")}
         got, _ = cat.leases.claim(lease("r1"), ttl=60)
-        assert got.run_id == "r1" and cat.dump() == before and "leases" not in cat.export()
+        cat.leases.release(got)
+        assert got.run_id == "r1" and {p.name: p.read_bytes() for p in tmp_path.glob("catalog.db*")
+                                       if not p.name.startswith("catalog.db.leases")} == before
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "catalog.db").symlink_to(tmp_path / "catalog.db")
+    assert SqliteLeases.beside(tmp_path / "shared" / "catalog.db") == tmp_path / "catalog.db.leases"
 
 
 def test_many_claimers_at_once_get_exactly_one_lease(tmp_path):
@@ -88,7 +93,7 @@ def test_many_claimers_at_once_get_exactly_one_lease(tmp_path):
     start = threading.Barrier(12)
 
     def claim(n: int) -> None:
-        book = SqliteLeases(tmp_path / "catalog.db")
+        book = SqliteLeases(SqliteLeases.beside(tmp_path / "catalog.db"))
         start.wait()
         got, _ = book.claim(lease(f"r{n}"), ttl=60)
         if got.run_id == f"r{n}":

@@ -40,10 +40,14 @@ def machine(tmp_path: Path, name: str, image: str, *flags: str, build_seconds: f
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def shared_leases(tmp_path: Path) -> SqliteLeases:
+    return SqliteLeases(SqliteLeases.beside(tmp_path / "shared" / "catalog.db"))
+
+
 def wait_for_lease(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and holder.poll() is None:
-        if (tmp_path / "shared" / "catalog.db").exists() and SqliteLeases(tmp_path / "shared" / "catalog.db").live():
+        if (tmp_path / "shared" / "catalog.db").exists() and shared_leases(tmp_path).live():
             return
         time.sleep(0.1)
     raise AssertionError(f"no lease was taken: {holder.communicate()[0] if holder.poll() is not None else ''}")
@@ -63,7 +67,7 @@ def test_the_second_machine_waits_for_the_holder_then_finds_the_image_up_to_date
     assert statuses(tmp_path, "trunk") == ["verified"]  # baked once, by a
     assert "trunk (key " in out_b and "is being baked by ci-a on" in out_b and "waiting for it" in out_b
     assert "up to date: trunk" in out_b and "verify" not in out_b
-    assert SqliteLeases(tmp_path / "shared" / "catalog.db").live() == []  # released
+    assert shared_leases(tmp_path).live() == []  # released
 
 
 def test_no_wait_exits_75_naming_the_holder(project, tmp_path):  # noqa: F811

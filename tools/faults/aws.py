@@ -75,9 +75,9 @@ def account(work: Path, cache: Path) -> Iterator[tuple[dict[str, str], Twin]]:
     from pipeline import foundation
 
     with emulator.server() as url:
-        # Short leases: the SIGKILLed bake's lease expires, and the next case takes it over, within seconds.
+        # Short leases: the SIGKILLed bake's lease expires, and the next case takes it over, within half a minute.
         env = {**emulator.environment(url), **emulator.TWIN_SETTINGS, "KILN_AWS_CATALOG_BUCKET": "kiln-faults",
-               "KILN_LEASE_SECONDS": "10"}
+               "KILN_LEASE_SECONDS": "30"}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
