@@ -43,16 +43,20 @@ def edit(project: Path) -> None:
     tasks.write_text(tasks.read_text() + f"# bench edit {time.time_ns()}\n")
 
 
+def copy_project(source: Path, project: Path) -> None:
+    """What a bake reads of the project at ``source`` (``PROJECT``), copied to ``project`` to edit freely."""
+    project.mkdir(parents=True)
+    for name in PROJECT:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source / name, project / name)
+
+
 def measure(builder: str, paths: Paths, work: Path) -> dict[str, str]:
     """One builder's figures."""
     project = work / "project"
-    project.mkdir(parents=True)
-    for name in PROJECT:
-        source = paths.project / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, project / name)
+    copy_project(paths.project, project)
     env = {**os.environ, "KILN_HOME": str(work / "home"), "KILN_PROJECT": str(project), "KILN_CACHE": str(paths.cache),
            "KILN_BUILDER": builder, "NO_COLOR": "1"}
     root = Path(__file__).resolve().parent.parent

@@ -12,13 +12,13 @@ cores. Local target, the project's default builder; about ten minutes here.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 from pipeline.config import Paths
 from pipeline.progress import fmt_seconds
-from tools.bench_builders import PROJECT, edit, timed
+from tools import bench_builders
+from tools.bench_builders import edit, timed
 
 SIBLING = ('\n[images.app2]\nparent = "base"\nplaybook = "playbooks/app.yml"\nspecs = "specs/app"\n'
            'forward = { http = 80 }\n')
@@ -26,13 +26,7 @@ SIBLING = ('\n[images.app2]\nparent = "base"\nplaybook = "playbooks/app.yml"\nsp
 
 def copy_project(paths: Paths, project: Path) -> None:
     """The project, with ``app2`` beside ``app``."""
-    project.mkdir(parents=True)
-    for name in PROJECT:
-        source = paths.project / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, project / name)
+    bench_builders.copy_project(paths.project, project)
     with open(project / "kiln.toml", "a") as toml:
         toml.write(SIBLING)
 
