@@ -1,7 +1,8 @@
 """What a bake leaves in its log folder for people and tools to read: JSON documents.
 
 ``inputs.json`` (the bake key's inputs), ``report.json`` (the gate's verdict),
-``packages.json`` (the package manifest), ``timings.json`` (each step's seconds).
+``packages.json`` (the package manifest), ``timings.json`` (each step's seconds, and
+those of verification's phases: boot, idempotence, specs).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ package manifest is read. The verdict is one ``GateResult`` and one
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,15 +128,21 @@ def subject_of(run: Run, layer: Layer) -> Subject:
 def step_verify(run: Run, layer: Layer) -> None:
     """The verify step: the gate on the target's guest; the verdict and its evidence go to the catalog."""
     subject = subject_of(run, layer)
-    layer.phase = "boot"
+    layer.phase, since = "boot", [time.monotonic()]
+
+    def lap() -> None:  # each phase's seconds go to timings.json, to show where verification spends its time
+        layer.timings[f"verify {layer.phase}"] = time.monotonic() - since[0]
+        since[0] = time.monotonic()
 
     def progress(phase: str, message: str) -> None:
+        lap()
         layer.phase = phase
         run.reporter.line(f"{layer.ref}: verify: {message}")
 
     with run.target.guest(run, layer) as guest:
         result = (skipped(guest, subject, layer.log_dir) if isinstance(guest, Unreachable) else
                   check(guest, subject, layer.log_dir, stream=run.verbose, progress=progress))
+        lap()
     layer.report, layer.unverified = result.report, result.skipped
     name, version = layer.spec.name, layer.version
     run.catalog.record_verification(name, version, spec_digest=layer.spec_digest, ok=result.ok and not result.skipped,

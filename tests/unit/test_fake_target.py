@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -206,7 +207,10 @@ def test_a_registered_target_bakes_a_chain_through_the_real_orchestrator(project
             assert cat.last_verification(rec.name, rec.version)["ok"] is True
             junit = (Path(rec.log_dir) / "junit.xml").read_text()
             assert 'failures="0"' in junit and 'errors="0"' in junit
-            assert (Path(rec.log_dir) / "timings.json").exists()
+            steps = json.loads((Path(rec.log_dir) / "timings.json").read_text())["steps"]
+            # Verification's phases are timed too, and lie within the verify step.
+            phases = [steps[f"verify {p}"] for p in ("boot", "idempotence", "specs")]
+            assert steps["build"] >= 0 and sum(phases) <= steps["verify"]
         assert "test_built_on_trunk" in (Path(branch.log_dir) / "junit.xml").read_text()
         assert [h["to"] for h in cat.status_history("branch", branch.version)] == ["building", "verified"]
     assert [f"fake: trunk/latest → {trunk.version}", f"fake: branch/latest → {branch.version}"] == PUBLISHED
