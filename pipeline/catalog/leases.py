@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from pipeline.catalog.sqlite_tx import transaction
 from pipeline.errors import KilnError
 
 T = TypeVar("T")
@@ -125,14 +126,7 @@ class SqliteLeases:
         with contextlib.closing(sqlite3.connect(self.path, timeout=120, isolation_level=None)) as db:
             db.execute("PRAGMA busy_timeout=120000")
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = change(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+            return transaction(db, change)
 
     def _find(self, db: sqlite3.Connection, want: Lease) -> Lease | None:
         db.execute(_DDL)

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from pipeline.catalog import schema
 from pipeline.catalog.leases import SqliteLeases
+from pipeline.catalog.sqlite_tx import transaction
 
 T = TypeVar("T")
 
@@ -38,14 +39,7 @@ class SqliteStore:
 
     def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
         """Apply ``change`` in one transaction; rolled back on any exception."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = change(self._conn)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-        return result
+        return transaction(self._conn, change)
 
     def close(self) -> None:
         """Close the connection."""
