@@ -213,7 +213,7 @@ def bench(c, builders=False, jobs=False):
                           else bench_tool.main()))
 
 
-@task(help={"only": "all (default), interrupts (the local bake chain, about 20 minutes), aws (the AMI path on the "
+@task(help={"only": "all (default), interrupts (the local bake chain, about 25 minutes), aws (the AMI path on the "
                     "EC2 twin, about 10 minutes) or writers",
             "json": "also write every case's outcome and evidence to this JSON file",
             "keep": "keep the chain's KILN_HOME and KILN_CACHE in this folder (default: a temporary one)"})

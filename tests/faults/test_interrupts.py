@@ -36,7 +36,7 @@ def test_the_suite_prints_the_table_and_passes(suite):
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout[done.stdout.index("CASE"):]
     assert table.splitlines()[0].split()[:5] == ["CASE", "PHASE", "ORPHANS", "HALF-PUBLISHED", "RESUMED"]
-    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 4 + len(AWS_ROWS)
+    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 6 + len(AWS_ROWS)
 
 
 # What every stop must look like, written here rather than taken from the suite: (case, exit code, words the
@@ -83,6 +83,27 @@ def test_two_bakes_at_once_finish_the_chain(suite):
     assert any("verified versions: {'base': 1, 'app': 1}" in d for d in row["details"])
 
 
+def test_ctrl_c_during_parallel_bakes_stops_both_and_leaves_nothing(suite):
+    row = suite["rows"].get("SIGINT --jobs 2 (app2, app3)")
+    assert row is not None, "the case did not run"
+    evidence = row["problems"] + row["details"]
+    assert row["exit_code"] == 130, evidence
+    assert row["last_line"].startswith("kiln:"), row["last_line"]
+    assert "interrupted during parallel bakes (stopped: app2, app3)" in row["last_line"], row["last_line"]
+    assert row["stop_seconds"] <= STOP_SECONDS, f"stopped {row['stop_seconds']:.1f}s after the signal"
+    assert row["orphans"] == 0 and row["half_published"] == 0 and row["problems"] == [], evidence
+
+
+def test_a_killed_lease_holder_is_taken_over_and_its_image_verified_not_rebuilt(suite):
+    row = suite["rows"].get("SIGKILL lease holder (app2)")
+    assert row is not None, "the case did not run"
+    evidence = row["problems"] + row["details"]
+    assert row["exit_code"] == -9, evidence
+    assert row["resumed"] == "yes", row["resumed"]
+    assert any(d.startswith("janitor --target local (exit 0): removed ") for d in row["details"]), evidence
+    assert row["orphans"] == 0 and row["half_published"] == 0 and row["problems"] == [], evidence
+
+
 def test_a_damaged_parent_is_never_built_on_booted_or_published(suite):
     row = suite["rows"].get("flipped byte in a parent")
     assert row is not None, "the case did not run"
@@ -97,19 +118,22 @@ def test_a_damaged_parent_is_never_built_on_booted_or_published(suite):
     assert "catalog.check once repaired: exit 0" in row["details"], evidence
 
 
-# The AMI path on the EC2 twin: (case, exit code). Every row must leave nothing behind — no process, no
-# instance, no twin VM, no temporary key pair or security group — and no record claiming more than is true.
-AWS_ROWS = (("SIGINT build (aws)", 130), ("SIGTERM verify (aws)", 143), ("SIGKILL verify (aws)", -9),
-            ("failing spec (aws)", 1), ("not idempotent (aws)", 1))
+# The AMI path on the EC2 twin: (case, exit code, how the next bake went on). Every row must leave nothing
+# behind — no process, no instance, no twin VM, no temporary key pair or security group — and no record claiming
+# more than is true. After the stop in verification the AMI is registered: the next bake adopts it; after the
+# SIGKILL it first waits for the dead bake's lease to expire and takes it over. No bake key ever has two AMIs.
+AWS_ROWS = (("SIGINT build (aws)", 130, "-"), ("SIGTERM verify (aws)", 143, "yes"), ("SIGKILL verify (aws)", -9, "yes"),
+            ("failing spec (aws)", 1, "-"), ("not idempotent (aws)", 1, "-"))
 
 
-@pytest.mark.parametrize(("case", "code"), AWS_ROWS, ids=[c for c, _ in AWS_ROWS])
-def test_the_ami_path_stops_and_fails_cleanly(suite, case, code):
+@pytest.mark.parametrize(("case", "code", "resumed"), AWS_ROWS, ids=[c for c, _, _ in AWS_ROWS])
+def test_the_ami_path_stops_and_fails_cleanly(suite, case, code, resumed):
     row = suite["rows"].get(case)
     assert row is not None, "the case did not run"
     evidence = row["problems"] + row["details"]
     assert row["exit_code"] == code, evidence
     assert row["orphans"] == 0 and row["half_published"] == 0, evidence
+    assert row["resumed"] == resumed, row["resumed"]
     assert row["problems"] == [] and row["ok"], evidence
 
 

@@ -5,7 +5,8 @@ and interrupts it twelve times: SIGINT (Ctrl-C) and SIGTERM (Jenkins' abort) in
 each phase — foundation, the chroot build and its idempotence run, verification
 boot, specs, publishing. Each interrupted run is the starting point of the
 next, so the runs form one chain that ends in two bakes of ``app`` started at
-once, which must finish. After every stop it looks for what a careless bake
+once, which must finish; then bakes that run together (``--jobs 2`` stopped by
+Ctrl-C, a lease holder killed outright: ``together.py``). After every stop it looks for what a careless bake
 leaves behind: processes it started that are still alive, anything in the
 private TMPDIR it gets, new mounts, FUSE exports, loop devices and /tmp entries
 on the machine, and catalog records that claim more than is true. The aws

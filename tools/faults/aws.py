@@ -5,8 +5,9 @@ moto server whose instances are real local VMs. Each case starts where the last
 one stopped: Ctrl-C during the Packer build (nothing was registered: the next
 bake builds again), SIGTERM during verification (the AMI is registered: the next
 bake adopts it), SIGKILL during verification (the janitor must find and remove
-what was left), a spec that fails on the launched instance, and a task that is
-not idempotent. After each, nothing may run in the account or on this machine:
+what was left; the next bake waits for the dead bake's lease to expire, takes it
+over and adopts its AMI), a spec that fails on the launched instance, and a task
+that is not idempotent. After each, nothing may run in the account or on this machine:
 no instance, no twin VM, no temporary key pair or security group, no
 ``building`` record, and no SSM parameter for an image that did not pass.
 """
@@ -146,6 +147,25 @@ class Group:
         self.work, self.env, self.twin, self.say = work, env, twin, say
         self.home, self.cache = work / "home", work / "cache"
         self.project = small_project(work / "project")
+        self.last: Watch | None = None  # the latest bake, which went on from what the one before it left
+
+    def went_on(self, earlier: Outcome, *, took_over: bool) -> str:
+        """Whether the latest bake went on from ``earlier``'s AMI: adopted it (after taking over the dead
+        bake's lease, when it was killed), and no bake key has two AMIs."""
+        from pipeline.targets.aws.account import tags_of as aws_tags
+
+        watch = self.last
+        if watch is None or version_in(watch.lines, "base") != earlier.version:
+            return f"no: the next bake did not go on with base@{earlier.version}"
+        if took_over and not watch.has_line("base: took over the lease on", "which stopped renewing it"):
+            return "no: the next bake did not say it took over the killed bake's lease"
+        if not watch.has_line("adopting the AMI a previous attempt registered"):
+            return "no: the next bake did not adopt the AMI already registered"
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        keys = [aws_tags(i).get("kiln:bake-key") for i in ec2.describe_images(Owners=["self"])["Images"]
+                if aws_tags(i).get("kiln:name") == "base" and i.get("State") in ("available", "pending")]
+        twice = sorted({k for k in keys if keys.count(k) > 1 and k})
+        return f"no: two AMIs for bake key {', '.join(twice)}" if twice else "yes"
 
     def bake(self, project: Path | None = None) -> Watch:
         env = {**kiln_env(self.home, self.cache), **self.env, "KILN_PROJECT": str(project or self.project)}
@@ -174,7 +194,7 @@ class Group:
         """A bake stopped by ``sig`` once ``ready``: it must clean up everything, and say where it stopped."""
         outcome = Outcome(case=name, phase=name.split()[1], signal=sig)
         before, started = Snapshot.take(), time.monotonic()
-        watch = self.bake()
+        watch = self.last = self.bake()
         with watch.stopping():
             if not watch.wait_for(lambda live: ready(watch, live), 1800) or watch.proc.poll() is not None:
                 outcome.problems.append(f"the bake never got there (exit {watch.proc.poll()}): {watch.err[-3:]}")
@@ -209,7 +229,7 @@ class Group:
         project = self.work / name.replace(" ", "-")
         shutil.copytree(self.project, project)
         change(project)
-        watch = self.bake(project)
+        watch = self.last = self.bake(project)
         with watch.stopping():
             outcome.exit_code = watch.finish(1800)
         outcome.seconds = time.monotonic() - started
@@ -239,9 +259,11 @@ def run_aws(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
     with account(work, workdir / "cache") as (env, twin):
         group = Group(work, env, twin, say)
         outcomes = [group.stop("SIGINT build (aws)", "SIGINT", building, "during build of base@"),
-                    group.stop("SIGTERM verify (aws)", "SIGTERM", verifying, "during verify"),
-                    group.stop("SIGKILL verify (aws)", "SIGKILL", verifying, "")]
+                    group.stop("SIGTERM verify (aws)", "SIGTERM", verifying, "during verify")]
+        outcomes.append(group.stop("SIGKILL verify (aws)", "SIGKILL", verifying, ""))
+        outcomes[1].resumed = group.went_on(outcomes[1], took_over=False)
         outcomes.append(group.fail("failing spec (aws)", failing_spec, "1 of 3 spec(s) failed"))
+        outcomes[2].resumed = group.went_on(outcomes[2], took_over=True)  # the failing spec keeps the bake key
         outcomes.append(group.fail("not idempotent (aws)", not_idempotent, "not idempotent"))
     for outcome in outcomes:
         say(f"{outcome.case}: exit {outcome.exit_code}; orphans {outcome.orphans}, "

@@ -79,8 +79,10 @@ def interrupt(case: Case, home: Path, cache: Path, say: Callable[[str], None]) -
 
 
 def run_chain(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
-    """The interrupt cases, then two bakes at once that must finish what they left, then a damaged parent."""
+    """The interrupt cases, then two bakes at once that must finish what they left, then bakes that run
+    together (``--jobs 2`` interrupted, a lease holder killed), then a damaged parent."""
     from pipeline.catalog import Catalog
+    from tools.faults.together import run_together  # it starts bakes as this module does
 
     become_subreaper()
     home, cache = workdir / "home", workdir / "cache"
@@ -113,6 +115,7 @@ def run_chain(workdir: Path, say: Callable[[str], None]) -> list[Outcome]:
             say("stopping the chain: a phase was not reached")
             return outcomes
     outcomes.append(finish_twice(home, cache, pending, status, say))
+    outcomes += run_together(home, cache, say)
     outcomes.append(flipped_parent(home, cache, kiln_env(home, cache), ROOT, say))
     return outcomes
 
