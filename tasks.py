@@ -202,7 +202,7 @@ def janitor(c, target="aws", dry_run=False, older_than="3h", region=""):
 @task(help={"builders": "instead: both local builders side by side, each baking app cold, after an app change and "
                         "(chroot) converging an edit; about twenty minutes",
             "jobs": "instead: two images baked with --jobs 1, then --jobs 2, locally and on aws (emulated); "
-                    "about fifteen minutes"})
+                    "about thirty minutes"})
 def bench(c, builders=False, jobs=False):
     """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
     from tools import bench as bench_tool  # harnesses are loaded only by their own tasks (they pull in moto, boto3)

@@ -83,17 +83,6 @@ def test_the_jobs_bench_adds_a_sibling_that_shares_apps_playbook_and_specs(root,
     assert (app2.playbook, app2.specs) == (app.playbook, app.specs)
 
 
-def test_the_aws_jobs_bench_bakes_base_twice_on_debians_ami(root, tmp_path):
-    from tools import bench_jobs
-
-    bench_jobs.copy_project(config.Paths(project=root, home=tmp_path, cache=tmp_path), tmp_path / "project",
-                            bench_jobs.ROOTS)
-    project = config.load(tmp_path / "project")
-    base, base2 = project.get("base"), project.get("base2")
-    assert base.parent is None and base2.parent is None  # neither waits for the other: an API-only image is no parent
-    assert (base2.playbook, base2.specs) == (base.playbook, base.specs)
-
-
 def test_the_builders_bench_says_where_an_app_change_spent_its_time(tmp_path):
     from tools import bench_builders
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 
-from tools.aws import emulator
+from tools.aws.account import twin_account
 from tools.aws.twin import Twin
 from tools.faults.cases import EXIT_CODES, Outcome
 from tools.faults.chain import ROOT, kiln_env, start_bake
@@ -72,28 +72,10 @@ def small_project(dest: Path) -> Path:
 
 @contextlib.contextmanager
 def account(work: Path, cache: Path) -> Iterator[tuple[dict[str, str], Twin]]:
-    """An emulated account with the EC2 twin, and the environment Kiln's bakes run with there."""
-    from pipeline import foundation
-
-    with emulator.server() as url:
-        # Short leases: the SIGKILLed bake's lease expires, and the next case takes it over, within half a minute.
-        env = {**emulator.environment(url), **emulator.TWIN_SETTINGS, "KILN_AWS_CATALOG_BUCKET": "kiln-faults",
-               "KILN_LEASE_SECONDS": "30"}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            emulator.twin_network()
-            boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="kiln-faults")
-            disk = foundation.ensure(foundation.Recipe.load(ROOT / "packer" / "foundation"), cache,
-                                     work / "foundation.log")
-            with Twin(url, ["us-east-1"], disk, emulator.seeded_amis(), work / "twin", logs=work / "twin-logs") as twin:
-                yield env, twin
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    """The emulated account with the EC2 twin. Short leases: the SIGKILLed bake's lease expires, and the next
+    case takes it over, within half a minute."""
+    with twin_account(work, cache, "kiln-faults", {"KILN_LEASE_SECONDS": "30"}) as (env, twin):
+        yield env, twin
 
 
 def left_in_account(twin: Twin) -> list[str]:
