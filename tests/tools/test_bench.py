@@ -1,11 +1,14 @@
 import json
+import os
 import subprocess
 from datetime import UTC, datetime
+
+import pytest
 
 from pipeline import config
 from pipeline.catalog import Artifact, Catalog
 from pipeline.targets.local import image_store
-from tools import bench
+from tools import bench, bench_builders
 
 
 def qcow2(path, backing=None, data=b""):
@@ -90,3 +93,10 @@ def test_the_builders_bench_says_where_an_app_change_spent_its_time(tmp_path):
     timings.write_text(json.dumps({"steps": {"build": 13.3, "store": 0.2, "verify boot": 41.0,
                                              "verify idempotence": 0.01, "verify specs": 38.5, "verify": 80.2}}))
     assert bench_builders.where_it_went(timings) == "build 13.3s · boot 41.0s · specs 38.5s"
+
+
+def test_a_timed_command_reports_its_own_cpu_and_its_failure(root):
+    wall, cpu = bench_builders.timed_cpu(["--version"], dict(os.environ), root)
+    assert cpu > 0 and wall >= cpu / 2  # one process, mostly on one core
+    with pytest.raises(RuntimeError, match="invoke no-such-task failed: .*No idea what 'no-such-task' is"):
+        bench_builders.timed(["no-such-task"], dict(os.environ), root)
