@@ -18,8 +18,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ import boto3
 from tools.aws.account import twin_account
 from tools.aws.twin import Twin
 from tools.faults.cases import EXIT_CODES, Outcome
-from tools.faults.chain import ROOT, kiln_env, start_bake
+from tools.faults.chain import ROOT, janitor, kiln_env, start_bake
 from tools.faults.judge import Snapshot, leftovers, mark, version_in
 from tools.faults.watch import Watch
 
@@ -196,11 +194,9 @@ class Group:
 
     def sweep(self, outcome: Outcome) -> None:
         """After a SIGKILL: the janitor (aws, then local) must find and remove what the bake left."""
-        invoke = str(Path(sys.executable).parent / "invoke")
         env = {**kiln_env(self.home, self.cache), **self.env, "KILN_PROJECT": str(self.project)}
         for target in ("aws", "local"):
-            done = subprocess.run([invoke, "janitor", "--target", target, "--older-than", "0"], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+            done = janitor(target, env)
             outcome.details += [f"janitor --target {target}: {ln}" for ln in done.stdout.splitlines()]
             if done.returncode != 0 or (target == "aws" and "removed" not in done.stdout):
                 outcome.problems.append(f"janitor --target {target} (exit {done.returncode}) removed nothing")

@@ -37,6 +37,13 @@ def start_bake(image: str, env: dict[str, str], *more: str) -> Watch:
     return Watch(proc)
 
 
+def janitor(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``invoke janitor --target TARGET --older-than 0``: what killed bakes left must be found and removed."""
+    invoke = str(Path(sys.executable).parent / "invoke")
+    return subprocess.run([invoke, "janitor", "--target", target, "--older-than", "0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
 def interrupt(case: Case, home: Path, cache: Path, say: Callable[[str], None]) -> tuple[Outcome, Watch]:
     """Run ``invoke bake app``, stop it with ``case.signal`` inside ``case.phase``, and look around."""
     outcome = Outcome(case=case.name, phase=case.phase, signal=case.signal)

@@ -15,15 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tools.bench_builders import copy_project
 from tools.faults.cases import EXIT_CODES, Outcome
-from tools.faults.chain import ROOT, kiln_env, start_bake
+from tools.faults.chain import ROOT, janitor, kiln_env, start_bake
 from tools.faults.judge import Snapshot, half_published, leftovers, mark, version_in
 from tools.faults.watch import Watch
 
@@ -114,9 +112,7 @@ def went_on(waiter: Watch, code: int, version: str) -> str:
 
 def sweep(env: dict[str, str]) -> list[str]:
     """``invoke janitor --target local``: what the killed bake left (its run's scratch) goes."""
-    invoke = str(Path(sys.executable).parent / "invoke")
-    done = subprocess.run([invoke, "janitor", "--target", "local", "--older-than", "0"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    done = janitor("local", env)
     return [f"janitor --target local (exit {done.returncode}): {ln}" for ln in done.stdout.splitlines()]
 
 
