@@ -103,12 +103,14 @@ def failed_probe(env: dict[str, str], project: Path) -> tuple[str, dict]:
 TASK = "    - name: {name}\n      {module}\n"
 
 
-def test_a_broken_spec_fails_the_bake(export, env, home, tmp_path):
+def test_a_broken_spec_fails_the_bake_and_records_nothing_verified(export, env, home, tmp_path):
     line, rec = failed_probe(env, probe(tmp_path, TASK.format(name="Mark", module="ansible.builtin.copy: {content: x, "
                                                               "dest: /etc/probe, mode: '0644'}"),
                                         "def test_missing(host):\n    assert host.file('/etc/no-such-file').exists\n"))
-    assert "1 of" in line and "spec(s) failed" in line and "test_missing" in line
-    assert rec["status"] == "failed" and left_behind(home) == []
+    assert "1 of" in line and "spec(s) failed" in line and "test_missing" in line and "junit" in line
+    assert rec["status"] == "failed" and Path(rec["report"]).exists() and left_behind(home) == []
+    doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    assert "probe" not in doc["channels"] and len(images(doc, "base")) == 1  # the verified base was reused
 
 
 def test_a_task_that_always_changes_fails_in_the_chroot_without_a_boot(export, env, home, tmp_path):
@@ -177,4 +179,37 @@ def test_a_new_image_from_invoke_new_is_baked_and_verified_and_its_siblings_stay
     assert "test_image_release_names_this_image" in junit  # base's identity spec holds: Kiln stamped it
     plan = invoke("plan", "--all", env=penv, timeout=120)
     assert "up to date: base" in plan.stdout and "up to date: app" in plan.stdout, plan.stdout
+    assert left_behind(home) == []
+
+
+def test_spec_only_change_reverifies_the_existing_image(export, env, tmp_path):
+    project = copy_project(tmp_path / "project")
+    (project / "specs/app/test_extra.py").write_text(
+        "def test_nginx_config_is_valid(host):\n    assert host.run('nginx -t').rc == 0\n")
+    done = invoke("bake", "app", env={**env, "KILN_PROJECT": str(project)})
+    assert done.returncode == 0, done.stderr
+    [app] = images(export, "app")
+    assert "up to date: base" in done.stdout
+    assert "re-verify: app — specs changed since it was verified" in done.stdout
+    after = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    assert [i["version"] for i in images(after, "app")] == [app["version"]]
+    junit = next(Path(env["KILN_HOME"], "logs").glob(f"*/app-{app['version']}-reverify/junit.xml"))
+    assert "test_nginx_config_is_valid" in junit.read_text()
+
+
+def test_two_bakes_at_once_build_once(export, env, home, tmp_path):
+    project = copy_project(tmp_path / "project")
+    site = project / "playbooks/roles/app_service/templates/nginx-site.j2"
+    site.write_text(site.read_text() + "# tuned\n")
+    penv = {**env, "KILN_PROJECT": str(project)}
+    procs = [subprocess.Popen([INVOKE, "bake", "app"], cwd=ROOT, env=penv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL) for _ in range(2)]
+    outs = [p.communicate(timeout=3600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    after = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
+    apps = images(after, "app")
+    assert len(apps) == 2 and [a["status"] for a in apps] == ["verified", "verified"]
+    assert len(images(after, "base")) == 1
+    waited = [out for out, _ in outs if "waiting for it" in out]
+    assert len(waited) == 1 and f"up to date: app {apps[-1]['version']}" in waited[0]
     assert left_behind(home) == []

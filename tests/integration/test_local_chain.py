@@ -1,6 +1,6 @@
 """The real local chain with Packer's qemu builder: foundation → base → app with Packer, QEMU, Ansible, testinfra.
 
-Slow (about a quarter of an hour under software emulation); the foundation is
+Slow (about twelve minutes under software emulation); the foundation is
 cached outside the clone (KILN_CACHE, default ~/.cache/kiln), images and
 catalog live in a temporary KILN_HOME.
 """
@@ -172,38 +172,6 @@ def test_plan_names_the_changed_file(export, env, tmp_path):
     assert out.startswith("foundation\n└── base  [bake]\n    └── app  [bake]")
 
 
-def test_spec_only_change_reverifies_the_existing_image(export, env, tmp_path):
-    project = copy_project(tmp_path / "project")
-    (project / "specs/app/test_extra.py").write_text(
-        "def test_nginx_config_is_valid(host):\n    assert host.run('nginx -t').rc == 0\n")
-    done = invoke("bake", "app", env={**env, "KILN_PROJECT": str(project)})
-    assert done.returncode == 0, done.stderr
-    [app] = images(export, "app")
-    assert "up to date: base" in done.stdout
-    assert "re-verify: app — specs changed since it was verified" in done.stdout
-    after = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
-    assert [i["version"] for i in images(after, "app")] == [app["version"]]
-    junit = next(Path(env["KILN_HOME"], "logs").glob(f"*/app-{app['version']}-reverify/junit.xml"))
-    assert "test_nginx_config_is_valid" in junit.read_text()
-
-
-def test_two_bakes_at_once_build_once(export, env, tmp_path):
-    project = copy_project(tmp_path / "project")
-    site = project / "playbooks/roles/app_service/templates/nginx-site.j2"
-    site.write_text(site.read_text() + "# tuned\n")
-    penv = {**env, "KILN_PROJECT": str(project)}
-    procs = [subprocess.Popen([INVOKE, "bake", "app"], cwd=ROOT, env=penv, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL) for _ in range(2)]
-    outs = [p.communicate(timeout=3600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    after = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
-    apps = images(after, "app")
-    assert len(apps) == 2 and [a["status"] for a in apps] == ["verified", "verified"]
-    assert len(images(after, "base")) == 1
-    waited = [out for out, _ in outs if "waiting for it" in out]
-    assert len(waited) == 1 and f"up to date: app {apps[-1]['version']}" in waited[0]
-
-
 def test_channels_revoke_restore_prune_on_the_real_catalog(export, env):
     [base] = images(export, "base")
     [app] = images(export, "app")
@@ -305,26 +273,6 @@ def test_no_private_key_or_secret_in_what_kiln_wrote(export, home):
 
 
 def test_nothing_left_behind(export, home):
-    assert left_behind(home) == []
-
-
-def test_failing_spec_fails_the_bake_and_records_nothing_verified(export, env, home, tmp_path):
-    project = probe_project(
-        tmp_path, "def test_deliberately_broken(host):\n    assert host.file('/etc/no-such-file').exists\n")
-    result = invoke("bake", "probe", env={**env, "KILN_PROJECT": str(project)})
-    sys.stdout.write(result.stdout)
-    assert result.returncode == 1
-    err_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("kiln: error:")]
-    assert len(err_lines) == 1, result.stderr
-    assert "test_deliberately_broken" in err_lines[0] and "junit" in err_lines[0]
-    assert "Traceback" not in result.stderr
-    doc = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
-    probes = images(doc, "probe")
-    assert [p["status"] for p in probes] == ["failed"]
-    assert "probe" not in doc["channels"]
-    assert Path(probes[0]["report"]).exists()
-    # the verified base was reused, not rebuilt
-    assert len(images(doc, "base")) == 1
     assert left_behind(home) == []
 
 
