@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -42,25 +42,32 @@ class Paths:
     project: Path
     home: Path
     cache: Path
+    catalog_file: InitVar[Path | None] = None  # the SQLite catalog somewhere else than in home (KILN_CATALOG)
     catalog: Path = field(init=False)  # the SQLite catalog file
     store: Path = field(init=False)  # content-addressed image store (local target)
     logs: Path = field(init=False)  # one directory per bake run
     runs: Path = field(init=False)  # scratch space of running bakes (temporary disks, keys, seeds)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, catalog_file: Path | None) -> None:
         for name, below in (("catalog", "catalog.db"), ("store", "images"), ("logs", "logs"), ("runs", "runs")):
             object.__setattr__(self, name, self.home / below)
+        if catalog_file is not None:
+            object.__setattr__(self, "catalog", catalog_file)
 
 
 def default_paths(env: Mapping[str, str] | None = None) -> Paths:
-    """Paths from the environment: KILN_PROJECT, KILN_HOME, KILN_CACHE (XDG defaults)."""
+    """Paths from the environment: KILN_PROJECT, KILN_HOME, KILN_CACHE (XDG defaults), KILN_CATALOG.
+
+    KILN_CATALOG points several homes (machines, Jenkins agents, test processes) at one SQLite catalog file:
+    its bake leases then keep them from baking one image twice, as the S3 catalog does across machines."""
     env = os.environ if env is None else env
     project = Path(env.get("KILN_PROJECT") or Path(__file__).resolve().parent.parent)
     xdg_data = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local/share")
     xdg_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     home = Path(env.get("KILN_HOME") or xdg_data / "kiln")
     cache = Path(env.get("KILN_CACHE") or xdg_cache / "kiln")
-    return Paths(project=project.resolve(), home=home.absolute(), cache=cache.absolute())
+    catalog = Path(env["KILN_CATALOG"]).absolute() if env.get("KILN_CATALOG") else None
+    return Paths(project=project.resolve(), home=home.absolute(), cache=cache.absolute(), catalog_file=catalog)
 
 
 @dataclass(frozen=True)

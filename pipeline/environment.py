@@ -23,6 +23,18 @@ from pipeline.errors import ConfigError
 Check = Callable[[str, str], None]
 
 
+def folder_problem(path: Path) -> str:
+    """Why this user could not make or write the folder ``path`` ("" when it can)."""
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, so the folder cannot be made"
+    if not os.access(existing, os.W_OK | os.X_OK) or os.statvfs(existing).f_flag & os.ST_RDONLY:
+        return f"{existing} is not writable"
+    return ""
+
+
 def state_folder(default: str) -> Check:
     """A folder Kiln keeps state in: absent is fine (it is created), a file or a read-only place is not."""
 
@@ -31,13 +43,20 @@ def state_folder(default: str) -> Check:
         path = Path(value).absolute()
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{name}={value}: is a file, not a folder", hint=hint)
-        existing = next(p for p in (path, *path.parents) if p.exists())
-        if not existing.is_dir():
-            raise ConfigError(f"{name}={value}: {existing} is a file, so the folder cannot be made", hint=hint)
-        if not os.access(existing, os.W_OK | os.X_OK) or os.statvfs(existing).f_flag & os.ST_RDONLY:
-            raise ConfigError(f"{name}={value}: {existing} is not writable", hint=hint)
+        if problem := folder_problem(path):
+            raise ConfigError(f"{name}={value}: {problem}", hint=hint)
 
     return check
+
+
+def catalog_file(name: str, value: str) -> None:
+    """A SQLite catalog file: absent is fine (it is made, in a folder that can be), a folder is not."""
+    hint = f"point {name} at a catalog file, e.g. /srv/kiln/catalog.db, or unset it (default $KILN_HOME/catalog.db)"
+    path = Path(value).absolute()
+    if path.is_dir():
+        raise ConfigError(f"{name}={value}: is a folder, not a catalog file", hint=hint)
+    if problem := folder_problem(path.parent):  # the catalog's write-ahead log and lease file go beside it
+        raise ConfigError(f"{name}={value}: {problem}", hint=hint)
 
 
 def project_folder(name: str, value: str) -> None:
@@ -98,6 +117,7 @@ CHECKS: Mapping[str, Check] = {
     "KILN_HOME": state_folder("~/.local/share/kiln"),
     "KILN_CACHE": state_folder("~/.cache/kiln"),
     "KILN_PROJECT": project_folder,
+    "KILN_CATALOG": catalog_file,
     "KILN_ACCEL": one_of("tcg", "kvm"),
     "KILN_PAUSE_AT": pause_point,
     "KILN_PAUSE_SECONDS": seconds,

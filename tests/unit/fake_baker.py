@@ -3,8 +3,8 @@
 ``python -m tests.unit.fake_baker IMAGE [--no-wait] [--jobs N] [--fail-fast] [--rows-json FILE]``
 
 Every process started this way has its own ``KILN_HOME`` (its own local lock,
-its own image files) and opens the one catalog file ``FAKE_SHARED_CATALOG``:
-two of them behave like two machines sharing a catalog. ``FAKE_BUILD_SECONDS``
+its own image files) and opens the one catalog file ``KILN_CATALOG``: two of
+them behave like two machines sharing a catalog. ``FAKE_BUILD_SECONDS``
 makes each build last that long (``FAKE_SLOW_IMAGE``: only that image's), so
 a test can find one in progress. With ``--jobs`` each image is baked by a
 process like this one, as ``invoke bake --jobs`` starts ``invoke bake IMAGE``.
@@ -25,7 +25,6 @@ from invoke.exceptions import Exit
 
 from pipeline import targets
 from pipeline.app import baking
-from pipeline.catalog import Catalog
 from pipeline.cli import guarded
 from pipeline.progress import table
 from pipeline.schedule import write_rows
@@ -42,9 +41,6 @@ class SlowBuilder(FakeBuilder):
 
 class SharedTarget(FakeTarget):
     builders = {"scribe": SlowBuilder}
-
-    def open_catalog(self, *, create: bool = True) -> Catalog:
-        return Catalog.open(os.environ["FAKE_SHARED_CATALOG"], create=create)
 
 
 def spawn(image: str, rows: Path) -> subprocess.Popen[str]:

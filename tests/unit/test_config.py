@@ -85,6 +85,9 @@ def test_paths_precedence(tmp_path):
     xdg = config.default_paths({"XDG_DATA_HOME": str(tmp_path / "d"), "XDG_CACHE_HOME": str(tmp_path / "x")})
     assert xdg.home == tmp_path / "d" / "kiln"
     assert xdg.cache == tmp_path / "x" / "kiln"
+    shared = config.default_paths({**env, "KILN_CATALOG": str(tmp_path / "shared" / "catalog.db")})
+    assert shared.catalog == tmp_path / "shared" / "catalog.db" and shared.home == tmp_path / "h"
+    assert shared.logs == tmp_path / "h" / "logs"  # only the catalog moves
 
 
 @pytest.mark.parametrize(("toml", "where", "message"), [

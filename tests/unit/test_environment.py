@@ -19,7 +19,8 @@ def test_unset_and_good_values_pass(tmp_path):
     environment.check({"KILN_HOME": str(tmp_path / "new" / "home"), "KILN_CACHE": str(tmp_path),
                        "KILN_PROJECT": str(tmp_path), "KILN_ACCEL": "kvm", "KILN_PAUSE_AT": "record:app",
                        "KILN_PAUSE_SECONDS": "2.5", "KILN_AWS_API_ONLY": "1", "KILN_AWS_SSH_CIDR": "10.0.0.0/16",
-                       "KILN_ACTOR": "anything at all", "KILN_LEASE_SECONDS": "0.5"})
+                       "KILN_ACTOR": "anything at all", "KILN_LEASE_SECONDS": "0.5",
+                       "KILN_CATALOG": str(tmp_path / "shared" / "catalog.db")})
 
 
 @pytest.mark.parametrize("name", ["KILN_HOME", "KILN_CACHE", "KILN_PROJECT"])
@@ -33,6 +34,15 @@ def test_state_folders_below_a_file_or_read_only(tmp_path):
     (tmp_path / "f").write_text("")
     assert f"{tmp_path / 'f'} is a file, so the folder cannot be made" in bad({"KILN_HOME": str(tmp_path / "f/x/y")})
 
+
+def test_a_catalog_file_that_is_a_folder_or_below_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    assert bad({"KILN_CATALOG": str(tmp_path)}).startswith(
+        f"KILN_CATALOG={tmp_path}: is a folder, not a catalog file | point KILN_CATALOG at a catalog file")
+    assert f"KILN_CATALOG={tmp_path / 'f' / 'catalog.db'}: {tmp_path / 'f'} is a file, not a folder" in bad(
+        {"KILN_CATALOG": str(tmp_path / "f" / "catalog.db")})
+    assert f"{tmp_path / 'f'} is a file, so the folder cannot be made" in bad(
+        {"KILN_CATALOG": str(tmp_path / "f" / "x" / "catalog.db")})
 
 
 def test_state_folders_on_a_read_only_place(tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ __all__ = ["project"]
 def machine(tmp_path: Path, name: str, image: str, *flags: str, build_seconds: float = 0,
             lease_seconds: float = 3) -> subprocess.Popen[str]:
     env = {**os.environ, "KILN_HOME": str(tmp_path / f"home-{name}"), "KILN_ACTOR": f"ci-{name}",
-           "FAKE_SHARED_CATALOG": str(tmp_path / "shared" / "catalog.db"), "FAKE_BUILD_SECONDS": str(build_seconds),
+           "KILN_CATALOG": str(tmp_path / "shared" / "catalog.db"), "FAKE_BUILD_SECONDS": str(build_seconds),
            "KILN_LEASE_SECONDS": str(lease_seconds), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "tests.unit.fake_baker", image, *flags], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

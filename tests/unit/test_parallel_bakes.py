@@ -40,7 +40,7 @@ def forest(project: Path) -> Path:  # noqa: F811
 
 def bake(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "tests.unit.fake_baker", *args], cwd=ROOT,
-                            env={**os.environ, "FAKE_SHARED_CATALOG": str(tmp_path / "home" / "catalog.db"),
+                            env={**os.environ, "KILN_CATALOG": str(tmp_path / "home" / "catalog.db"),
                                  "NO_COLOR": "1", "PYTHONUNBUFFERED": "1", **env},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal would
