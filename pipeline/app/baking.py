@@ -80,16 +80,17 @@ def chosen(image: str, all_: bool, target: str, region: str, builder: str) -> tu
 
 def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "local", region: str = "",
          builder: str = "", verbose: bool = False, security_updates: bool = False, hooks: Sequence[StepHook] = (),
-         result: BakeResult | None = None, wait: bool = True, jobs: int | str = 1, fail_fast: bool = False,
+         result: BakeResult | None = None, wait: bool = True, jobs: int | str = "", fail_fast: bool = False,
          spawn: Spawn | None = None) -> BakeResult:
     """Bake IMAGE (or every image) and what it is built on, exactly what is outdated; ``result`` fills as it goes.
 
     ``wait``: when another machine holds an image's lease, wait for it (else LeaseHeld, exit 75).
-    ``jobs`` over 1: images whose parents are done bake at once, each in a bake process of its own
-    (``spawn`` starts one; default: ``invoke bake IMAGE`` with the same options)."""
+    ``jobs`` (default: the target's) over 1: images whose parents are done bake at once, each in a bake process
+    of its own (``spawn`` starts one; default: ``invoke bake IMAGE`` with the same options)."""
     result = result if result is not None else BakeResult()
-    jobs = parallel.job_count(jobs)
+    jobs = parallel.job_count(jobs) if jobs != "" else None
     paths, project, names, place, builders, values = chosen(image, all_, target, region, builder)
+    jobs = parallel.at_once(project, names, jobs or place.default_jobs)
     place.connect()
     run_id = new_run_id()
     reporter = Reporter(log=paths.logs / run_id / "bake.log")

@@ -37,6 +37,15 @@ def job_count(value: int | str) -> int:
     return count
 
 
+def at_once(project: config.Project, names: Sequence[str], jobs: int) -> int:
+    """How many bakes of ``names`` and their ancestors could run at once, at most ``jobs``: the images no other
+    one of them is built on. A chain (base, app) bakes one image at a time whatever ``jobs`` says, so it
+    stays in this process, as with ``--jobs 1``."""
+    ordered = project.order(names)
+    parents = {spec.parent for spec in ordered}
+    return min(jobs, sum(1 for spec in ordered if spec.name not in parents))
+
+
 def bake_many(project: config.Project, result: BakeResult, log_dir: Path, reporter: Reporter, spawn: Spawn, *,
               jobs: int, fail_fast: bool) -> BakeResult:
     """Every outdated image of ``result.decisions`` in a bake of its own, at most ``jobs`` at once."""

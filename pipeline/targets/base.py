@@ -87,6 +87,7 @@ class Target(Protocol):
     builders: Mapping[str, Callable[[Target], Builder]]  # made with their target; the first is the default
     step_labels: Mapping[str, str]  # how this target names a step in progress lines ("store" → "register")
     default_builder: str  # the project's choice for this target (kiln.toml); "" for the first of ``builders``
+    default_jobs: int  # bakes at once without --jobs: 1 where they share this machine's CPU, more where they wait
 
     @classmethod
     def check_settings(cls, root: Path) -> None:

@@ -6,7 +6,8 @@ Every process started this way has its own ``KILN_HOME`` (its own local lock,
 its own image files) and opens the one catalog file ``KILN_CATALOG``: two of
 them behave like two machines sharing a catalog. ``FAKE_BUILD_SECONDS``
 makes each build last that long (``FAKE_SLOW_IMAGE``: only that image's), so
-a test can find one in progress. With ``--jobs`` each image is baked by a
+a test can find one in progress. ``FAKE_DEFAULT_JOBS`` is the target's
+default for ``--jobs`` (1 unless given). With ``--jobs`` each image is baked by a
 process like this one, as ``invoke bake --jobs`` starts ``invoke bake IMAGE``.
 Exits as the task would.
 """
@@ -41,6 +42,7 @@ class SlowBuilder(FakeBuilder):
 
 class SharedTarget(FakeTarget):
     builders = {"scribe": SlowBuilder}
+    default_jobs = int(os.environ.get("FAKE_DEFAULT_JOBS", "1"))
 
 
 def spawn(image: str, rows: Path) -> subprocess.Popen[str]:
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("image")
     parser.add_argument("--no-wait", action="store_true")
     parser.add_argument("--fail-fast", action="store_true")
-    parser.add_argument("--jobs", default="1")
+    parser.add_argument("--jobs", default="")
     parser.add_argument("--rows-json", default="")
     args = parser.parse_args(argv)
     targets.register("fake", SharedTarget)

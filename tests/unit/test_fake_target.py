@@ -74,6 +74,7 @@ class FakeTarget:
     builders = {"scribe": FakeBuilder}
     step_labels = {"store": "file"}
     default_builder = ""
+    default_jobs = 1
 
     def __init__(self, paths: Paths, *, region: str = "") -> None:
         self.paths = paths

@@ -76,6 +76,27 @@ def test_siblings_bake_at_once_after_their_parent(forest, tmp_path):
     assert all(row[2] == "verified" for row in summary(out))
 
 
+def test_without_jobs_the_targets_default_holds(forest, tmp_path):
+    one = bake(tmp_path / "one", "branch,twig")
+    out = one.communicate(timeout=300)[0]
+    assert one.returncode == 0 and not any(line.startswith("[branch] ") for line in out.splitlines()), out
+    waits = bake(tmp_path / "waits", "branch,twig", FAKE_DEFAULT_JOBS="2")  # a target whose bakes mostly wait
+    out = waits.communicate(timeout=300)[0]
+    assert waits.returncode == 0, out
+    assert any(line.startswith("[branch] [") for line in out.splitlines())
+    assert any(line.startswith("[twig] [") for line in out.splitlines())
+
+
+def test_a_chain_bakes_one_image_at_a_time_in_one_process_whatever_jobs_says(forest, tmp_path):
+    done = bake(tmp_path, "leaf", "--jobs", "2")
+    out = done.communicate(timeout=300)[0]
+    assert done.returncode == 0, out
+    assert not any(line.startswith("[") and "] [" in line for line in out.splitlines()), out  # no image prefix
+    assert sorted(row[0] for row in summary(out)) == ["leaf", "trunk", "twig"]
+    assert {name: h[-1][0] for name, h in history(tmp_path).items()} == dict.fromkeys(("leaf", "trunk", "twig"),
+                                                                                        "verified")
+
+
 def test_a_failed_sibling_skips_its_descendants_and_the_others_go_on(forest, tmp_path):
     (forest / "specs" / "twig" / "test_twig.py").write_text("def test_broken():\n    assert 1 == 2\n")
     done = bake(tmp_path, "leaf,branch", "--jobs", "2")

@@ -40,6 +40,7 @@ class LocalTarget:
     # (invoke bench --builders). Packer's qemu builder stays for KVM release bakes and non-root users.
     builders: Mapping[str, type[Builder]] = {"chroot": ChrootBuilder, "packer": PackerQemu}
     step_labels: Mapping[str, str] = {}
+    default_jobs = 1  # every build and verification VM runs on this machine's cores
 
     def __init__(self, paths: Paths, *, region: str = "") -> None:
         self.paths = paths
