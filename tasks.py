@@ -12,7 +12,7 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from pipeline import config, render
+from pipeline import render
 from pipeline.app import baking, machines, upkeep
 from pipeline.app import catalog as catalog_app
 from pipeline.catalog import dumps
@@ -21,6 +21,7 @@ from pipeline.errors import KilnError
 from pipeline.progress import table
 from pipeline.render import print_change
 from pipeline.schedule import write_rows
+from tools.tasks import bench, faults
 
 REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
 
@@ -197,32 +198,6 @@ def janitor(c, target="aws", dry_run=False, older_than="3h", region=""):
     """Find and remove what killed bakes left: AWS resources by run-id tag, or local scratch and half-stored files."""
     guarded(lambda: print("\n".join(upkeep.sweep(target=target, dry_run=dry_run, older_than=older_than,
                                                  region=region).lines)))
-
-
-@task(help={"builders": "instead: both local builders side by side, each baking app cold, after an app change and "
-                        "(chroot) converging an edit; about twenty minutes",
-            "jobs": "instead: two images baked with --jobs 1, then --jobs 2, locally and on aws (emulated); "
-                    "about thirty minutes"})
-def bench(c, builders=False, jobs=False):
-    """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
-    from tools import bench as bench_tool  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
-    from tools import bench_builders, bench_jobs
-
-    paths = config.default_paths()
-    guarded(lambda: print(bench_builders.report(paths) if builders else bench_jobs.report(paths) if jobs
-                          else bench_tool.main()))
-
-
-@task(help={"only": "all (default), interrupts (the local bake chain, about 25 minutes), aws (the AMI path on the "
-                    "EC2 twin, about 10 minutes) or writers",
-            "json": "also write every case's outcome and evidence to this JSON file",
-            "keep": "keep the chain's KILN_HOME and KILN_CACHE in this folder (default: a temporary one)"})
-def faults(c, only="all", json="", keep=""):
-    """Interrupt real bakes of app in every phase (SIGINT, SIGTERM), race catalog writers; print the table."""
-    from tools import faults as fault_suite  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
-
-    guarded(lambda: fault_suite.main(only=only, json_path=Path(json) if json else None,
-                                     keep=Path(keep).resolve() if keep else None))
 
 
 @task(name="list", help={"image": "only this image (default: all)", "target": "local (default) or aws"})
