@@ -40,8 +40,9 @@ REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
     "no_wait": "when another machine is baking an image (it holds the image's lease in the catalog), exit 75 "
                "naming it instead of waiting for it",
     "jobs": "bake up to N images at once, each as soon as its parents are done (default: 1 locally, 2 on aws, "
-            "where bakes mostly wait on instances); lines are prefixed with the image",
-    "fail_fast": "with --jobs: stop every bake at the first failure (default: siblings go on, descendants skip)",
+            "where bakes mostly wait on instances); their lines are prefixed with the image",
+    "fail_fast": "when images bake at once: stop every bake at the first failure (default: siblings go on, "
+                 "descendants skip)",
     "rows_json": "write the summary rows as JSON to this file instead of printing the table (for scripts)",
 })
 def bake(c, image, all_=False, force=False, target="local", region="", builder="", verbose=False,

@@ -51,10 +51,13 @@ def state_folder(default: str) -> Check:
 
 def catalog_file(name: str, value: str) -> None:
     """A SQLite catalog file: absent is fine (it is made, in a folder that can be), a folder is not."""
-    hint = f"point {name} at a catalog file, e.g. /srv/kiln/catalog.db, or unset it (default $KILN_HOME/catalog.db)"
+    hint = (f"point {name} at a catalog file in a folder this user can write, e.g. /srv/kiln/catalog.db, or unset "
+            "it (default $KILN_HOME/catalog.db)")
     path = Path(value).absolute()
     if path.is_dir():
         raise ConfigError(f"{name}={value}: is a folder, not a catalog file", hint=hint)
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigError(f"{name}={value}: this user cannot read and write it", hint=hint)
     if problem := folder_problem(path.parent):  # the catalog's write-ahead log and lease file go beside it
         raise ConfigError(f"{name}={value}: {problem}", hint=hint)
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every bake a test starts keeps its catalog in the test's own KILN_HOME, even where the shell that runs
+    pytest shares a catalog (KILN_CATALOG) with other homes."""
+    os.environ.pop("KILN_CATALOG", None)
 
 
 @pytest.fixture(scope="session")

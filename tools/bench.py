@@ -139,7 +139,7 @@ def resolve_at_scale(project: Path, count: int = 10_000, repeat: int = 5) -> tup
                 started = time.perf_counter()
                 cat.resolve("app", channel="prod")
                 api.append(time.perf_counter() - started)
-        env = {**os.environ, "KILN_HOME": str(home)}
+        env = {k: v for k, v in os.environ.items() if k != "KILN_CATALOG"} | {"KILN_HOME": str(home)}  # this catalog
         cli = []
         for _ in range(repeat):
             seconds, done = _invoke("catalog.resolve", "app", "--channel", "prod", env=env, cwd=project)

@@ -6,12 +6,19 @@ Each loads its harness only when it runs (they pull in moto and boto3), so
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from invoke import task
 
 from pipeline import config
 from pipeline.cli import guarded
+
+
+def own_catalogs() -> None:
+    """The harness's bakes keep their catalogs in the throwaway homes they make: a KILN_CATALOG of the caller's
+    would send their test images to a catalog others share (and the checks would read the wrong file)."""
+    os.environ.pop("KILN_CATALOG", None)
 
 
 @task(help={"builders": "instead: both local builders side by side, each baking app cold, after an app change and "
@@ -23,6 +30,8 @@ def bench(c, builders=False, jobs=False):
     from tools import bench as bench_tool  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
     from tools import bench_builders, bench_jobs
 
+    if builders or jobs:
+        own_catalogs()
     paths = config.default_paths()
     guarded(lambda: print(bench_builders.report(paths) if builders else bench_jobs.report(paths) if jobs
                           else bench_tool.main()))
@@ -36,5 +45,6 @@ def faults(c, only="all", json="", keep=""):
     """Interrupt real bakes of app in every phase (SIGINT, SIGTERM), race catalog writers; print the table."""
     from tools import faults as fault_suite  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
 
+    own_catalogs()
     guarded(lambda: fault_suite.main(only=only, json_path=Path(json) if json else None,
                                      keep=Path(keep).resolve() if keep else None))

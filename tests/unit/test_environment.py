@@ -38,11 +38,19 @@ def test_state_folders_below_a_file_or_read_only(tmp_path):
 def test_a_catalog_file_that_is_a_folder_or_below_a_file(tmp_path):
     (tmp_path / "f").write_text("")
     assert bad({"KILN_CATALOG": str(tmp_path)}).startswith(
-        f"KILN_CATALOG={tmp_path}: is a folder, not a catalog file | point KILN_CATALOG at a catalog file")
+        f"KILN_CATALOG={tmp_path}: is a folder, not a catalog file | point KILN_CATALOG at a catalog file in a folder")
     assert f"KILN_CATALOG={tmp_path / 'f' / 'catalog.db'}: {tmp_path / 'f'} is a file, not a folder" in bad(
         {"KILN_CATALOG": str(tmp_path / "f" / "catalog.db")})
     assert f"{tmp_path / 'f'} is a file, so the folder cannot be made" in bad(
         {"KILN_CATALOG": str(tmp_path / "f" / "x" / "catalog.db")})
+
+
+def test_a_catalog_file_this_user_cannot_write(tmp_path, monkeypatch):
+    (tmp_path / "catalog.db").write_text("")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and p != tmp_path / "catalog.db")
+    assert f"KILN_CATALOG={tmp_path / 'catalog.db'}: this user cannot read and write it" in bad(
+        {"KILN_CATALOG": str(tmp_path / "catalog.db")})
 
 
 def test_state_folders_on_a_read_only_place(tmp_path, monkeypatch):

@@ -66,7 +66,7 @@ class AwsTarget:
         self.account.identity()
 
     def open_catalog(self, *, create: bool = True) -> Catalog:
-        """The shared S3 document when a bucket is configured, else the SQLite file in KILN_HOME."""
+        """The shared S3 document when a bucket is configured, else the SQLite file (KILN_HOME, or KILN_CATALOG)."""
         if self.settings.catalog_bucket:
             return Catalog(S3Store(self.account.client("s3"), self.settings.catalog_bucket, self.settings.catalog_key))
         return Catalog.open(self.paths.catalog, create=create)

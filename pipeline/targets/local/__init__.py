@@ -2,7 +2,7 @@
 
 A root layer starts from the Debian foundation (built once per recipe with
 mmdebstrap and cached), a child from its parent's stored image, which it uses
-as a backing file. The catalog is the SQLite file in ``KILN_HOME``. Nothing is
+as a backing file. The catalog is the SQLite file in ``KILN_HOME`` (or ``KILN_CATALOG``). Nothing is
 published outside the catalog: deployers resolve the file path from it.
 """
 
@@ -56,7 +56,7 @@ class LocalTarget:
         """Nothing to log in to."""
 
     def open_catalog(self, *, create: bool = True) -> Catalog:
-        """The SQLite catalog in KILN_HOME."""
+        """The SQLite catalog in KILN_HOME, or the file KILN_CATALOG names."""
         return Catalog.open(self.paths.catalog, create=create)
 
     def foundation_value(self) -> str:
