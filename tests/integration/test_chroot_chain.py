@@ -16,15 +16,10 @@ import pytest
 
 from pipeline.targets.local import image_store
 from tests.conftest import ROOT, copy_project
+from tests.integration.chain import INVOKE, images, invoke, probe
 from tests.leftovers import left_behind
 
 pytestmark = pytest.mark.e2e
-INVOKE = str(Path(sys.executable).parent / "invoke")
-
-
-def invoke(*args: str, env: dict[str, str], timeout: float = 3600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +39,6 @@ def export(env: dict[str, str]) -> dict:
     assert baked.returncode == 0, baked.stderr
     assert "build: mounted, converging" in baked.stdout and "idempotent when built" in baked.stdout
     return json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
-
-
-def images(export: dict, name: str) -> list[dict]:
-    return [i for i in export["images"] if i["name"] == name]
 
 
 def test_the_chroot_chain_passes_the_whole_gate(export, home):
@@ -75,19 +66,6 @@ def test_switching_builders_changes_the_bake_key(export, env):
     assert other.returncode == 0, other.stderr
     assert "bake: base — " in other.stdout and "builder chroot → packer" in other.stdout
     assert "bake: app — parent changed (base will be rebaked first)" in other.stdout
-
-
-def probe(tmp_path: Path, tasks: str, spec: str) -> Path:
-    """A copy of the project with a small image ``probe`` on base."""
-    project = copy_project(tmp_path / "project")
-    (project / "playbooks/probe.yml").write_text(
-        "---\n- name: Probe\n  hosts: all\n  become: true\n  gather_facts: false\n"
-        "  tasks:\n" + tasks)
-    (project / "specs/probe").mkdir()
-    (project / "specs/probe/test_probe.py").write_text(spec)
-    with open(project / "kiln.toml", "a") as fh:
-        fh.write('\n[images.probe]\nparent = "base"\n')
-    return project
 
 
 def failed_probe(env: dict[str, str], project: Path) -> tuple[str, dict]:

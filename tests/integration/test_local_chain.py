@@ -18,16 +18,11 @@ import pytest
 
 from pipeline import vm
 from pipeline.targets.local import image_store
-from tests.conftest import ROOT, copy_project
+from tests.conftest import copy_project
+from tests.integration.chain import images, invoke, probe
 from tests.leftovers import left_behind, processes_of
 
 pytestmark = pytest.mark.e2e
-INVOKE = str(Path(sys.executable).parent / "invoke")
-
-
-def invoke(*args: str, env: dict[str, str], timeout: float = 3600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([INVOKE, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +50,6 @@ def export(baked, env: dict[str, str]) -> dict:
     done = invoke("catalog.export", env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def images(export: dict, name: str) -> list[dict]:
-    return [i for i in export["images"] if i["name"] == name]
 
 
 def test_bake_app_builds_base_then_app_and_prints_a_summary(baked):
@@ -276,21 +267,8 @@ def test_nothing_left_behind(export, home):
     assert left_behind(home) == []
 
 
-def probe_project(tmp_path: Path, spec_body: str) -> Path:
-    """A copy of the project with a small third image, `probe`, on base."""
-    project = copy_project(tmp_path / "project")
-    (project / "playbooks" / "probe.yml").write_text(
-        "---\n- name: Probe\n  hosts: all\n  become: true\n  gather_facts: false\n"
-        "  tasks:\n    - name: Nothing but Kiln's own identity\n      ansible.builtin.meta: noop\n")
-    (project / "specs" / "probe").mkdir()
-    (project / "specs" / "probe" / "test_probe.py").write_text(spec_body)
-    with open(project / "kiln.toml", "a") as fh:
-        fh.write('\n[images.probe]\nparent = "base"\n')
-    return project
-
-
 def test_failing_ansible_task_names_the_task_the_role_and_the_log(export, env, home, tmp_path):
-    project = probe_project(tmp_path, "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n")
+    project = probe(tmp_path, "", "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n")
     tasks = project / "playbooks" / "roles" / "probe_fail" / "tasks"
     tasks.mkdir(parents=True)
     (tasks / "main.yml").write_text(
