@@ -88,9 +88,8 @@ def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "
     ``jobs`` (default: the target's) over 1: images whose parents are done bake at once, each in a bake process
     of its own (``spawn`` starts one; default: ``invoke bake IMAGE`` with the same options)."""
     result = result if result is not None else BakeResult()
-    jobs = parallel.job_count(jobs) if jobs != "" else None
     paths, project, names, place, builders, values = chosen(image, all_, target, region, builder)
-    jobs = parallel.at_once(project, names, jobs or place.default_jobs)
+    jobs = parallel.at_once(project, names, parallel.job_count(jobs) if jobs != "" else place.default_jobs)
     place.connect()
     run_id = new_run_id()
     reporter = Reporter(log=paths.logs / run_id / "bake.log")

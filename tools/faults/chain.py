@@ -19,6 +19,7 @@ from tools.faults.watch import Watch, become_subreaper, phase_reached
 
 RUN_TIMEOUT = 1800.0
 ROOT = Path(__file__).resolve().parents[2]  # where tasks.py is: invoke looks for it in its working folder
+INVOKE = str(Path(sys.executable).parent / "invoke")
 
 
 def kiln_env(home: Path, cache: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -30,17 +31,15 @@ def kiln_env(home: Path, cache: Path, extra: dict[str, str] | None = None) -> di
 
 def start_bake(image: str, env: dict[str, str], *more: str) -> Watch:
     """``invoke bake IMAGE [MORE…]`` as a terminal would start it (SIGINT not ignored)."""
-    invoke = str(Path(sys.executable).parent / "invoke")
     proc = subprocess.Popen(
-        [invoke, "bake", image, *more], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        [INVOKE, "bake", image, *more], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return Watch(proc)
 
 
 def janitor(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``invoke janitor --target TARGET --older-than 0``: what killed bakes left must be found and removed."""
-    invoke = str(Path(sys.executable).parent / "invoke")
-    return subprocess.run([invoke, "janitor", "--target", target, "--older-than", "0"], cwd=ROOT, env=env,
+    return subprocess.run([INVOKE, "janitor", "--target", target, "--older-than", "0"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
 
 
