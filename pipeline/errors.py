@@ -60,5 +60,26 @@ class CatalogError(KilnError):
     """The catalog is unreadable, or a query found nothing."""
 
 
+class CatalogMissing(CatalogError):
+    """There is no catalog where one was expected (never read as an empty one)."""
+
+
+class CloudError(KilnError):
+    """A cloud API failed a call: unreachable, throttling, a server error, a refusal."""
+
+
+def cloud_error(where: str, doing: str, exc: Exception, *, hint: str | None = None) -> CloudError:
+    """One line for a failed AWS call (botocore's ``ClientError`` carries a code, its connection errors a
+    message): ``s3://b/k: cannot write the catalog (ThrottlingException)``."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = response.get("Error", {}).get("Code") or f"HTTP {status}"
+    else:
+        detail = str(exc) or type(exc).__name__
+    return CloudError(f"{where}: {doing} ({detail})",
+                      hint=hint or "check the network, the credentials and AWS_ENDPOINT_URL, then try again")
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interrupt so every ``finally`` runs (the CLI edge installs the handler)."""

@@ -11,11 +11,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pipeline.errors import ConfigError
 
 RUN_RE = re.compile(r"(\d{8}T\d{6}Z-[0-9a-f]{6})")
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """What the janitor knows of the catalog before it deletes any artifact: where it is, whether it is there,
+    its id (the ``kiln:catalog`` tag of what it records) and every version's status."""
+
+    where: str
+    missing: bool = False
+    catalog_id: str = ""
+    statuses: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def blind(self) -> bool:
+        """A missing or empty catalog knows nothing: a janitor reading it must not judge any artifact."""
+        return self.missing or not self.statuses
 
 
 def parse_age(text: str) -> timedelta:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline import config, janitor, prune, targets, validate
 from pipeline import scaffold as scaffold_mod
+from pipeline.errors import CatalogMissing
 from pipeline.validate import Finding
 
 
@@ -47,11 +48,16 @@ def sweep(*, target: str = "aws", dry_run: bool = False, older_than: str = "3h",
     age = janitor.parse_age(older_than)
     place = targets.open_target(target, config.default_paths(), region=region)
 
-    def statuses() -> dict[tuple[str, str], str]:
-        with place.open_catalog() as cat:
-            return {(r.name, r.version): r.status for r in cat.versions()}
+    def view() -> janitor.CatalogView:
+        try:
+            cat = place.open_catalog(create=False)
+        except CatalogMissing as exc:
+            return janitor.CatalogView(str(exc).removeprefix("no catalog at "), missing=True)
+        with cat:
+            return janitor.CatalogView(cat.path, catalog_id=cat.identity(),
+                                       statuses={(r.name, r.version): r.status for r in cat.versions()})
 
-    found = place.leftovers(age, statuses)
+    found = place.leftovers(age, view)
     if not found:
         return SweepResult([f"janitor: nothing left behind in {place.scope()}"])
     if dry_run:

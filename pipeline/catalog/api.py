@@ -206,6 +206,10 @@ class Catalog:
         """The whole catalog in the documented JSON shape (schema_version 1)."""
         return self.store.read(exp.export)
 
+    def identity(self) -> str:
+        """The catalog's own id (made when it was created): every AMI it records is tagged ``kiln:catalog``."""
+        return self.store.read(schema.catalog_id)
+
     def dump(self) -> dict[str, Any]:
         """Every row of every table: the lossless form a remote store keeps."""
         return self.store.read(schema.dump)

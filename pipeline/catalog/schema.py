@@ -5,20 +5,30 @@ refused (never rewritten by an older Kiln), an older one is brought up to date
 with idempotent DDL, so two processes creating one catalog at once both
 succeed. A store that is not a file (the S3 document) keeps the same rows as
 ``dump()`` and loads them into an in-memory database.
+
+Format 2 added four small tables: ``meta`` (the catalog's own id, which every
+AMI it records is tagged with, so no other catalog's janitor takes it for its
+own), ``changes`` (the ids of changes already applied, so a change retried
+after a lost reply is applied once), ``fences`` (each bake lease's generation:
+a write of a bake whose lease was taken over is refused) and ``pending`` (images
+whose channels moved in the catalog but are not yet published where deployers
+read them).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import CatalogError
+from pipeline.errors import CatalogError, CatalogMissing
 
-TABLES = ("images", "artifacts", "status_history", "channel_events", "packages", "verifications")
-DB_VERSION = 1
+TABLES = ("images", "artifacts", "status_history", "channel_events", "packages", "verifications", "meta", "changes",
+          "fences", "pending")
+DB_VERSION = 2
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS images (
@@ -86,13 +96,36 @@ CREATE TABLE IF NOT EXISTS verifications (
     report      TEXT
 );
 CREATE INDEX IF NOT EXISTS verifications_by_image ON verifications(image_id);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id  TEXT PRIMARY KEY,
+    at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fences (
+    image      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (image, key, target)
+);
+CREATE TABLE IF NOT EXISTS pending (
+    name   TEXT NOT NULL,
+    target TEXT NOT NULL,
+    since  TEXT NOT NULL,
+    token  TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (name, target)
+);
 """
 
 
 def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     """Open the catalog file at ``path`` (creating it unless ``create`` is false), WAL and full sync."""
     if not path.exists() and not create:
-        raise CatalogError(f"no catalog at {path}", hint="bake an image first (invoke bake IMAGE)")
+        raise CatalogMissing(f"no catalog at {path}", hint="bake an image first (invoke bake IMAGE)")
     if path.exists() and not os.access(path, os.R_OK):
         raise CatalogError(f"{path}: catalog is not readable", hint="check its owner and permissions")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,24 +151,41 @@ def migrate(conn: sqlite3.Connection, where: object) -> None:
                            hint="upgrade Kiln")
     if current < DB_VERSION:
         conn.executescript(_DDL + f"PRAGMA user_version={DB_VERSION};")
+        identify(conn)
 
 
-def memory(state: Mapping[str, Any] | None = None) -> sqlite3.Connection:
-    """An in-memory catalog, loaded from a ``dump()``."""
+def identify(conn: sqlite3.Connection) -> str:
+    """The catalog's own id, made once (of two processes creating it at once, the first one's stays)."""
+    conn.execute("INSERT OR IGNORE INTO meta VALUES ('catalog_id', ?)", (str(uuid.uuid4()),))
+    return str(conn.execute("SELECT value FROM meta WHERE key = 'catalog_id'").fetchone()[0])
+
+
+def catalog_id(conn: sqlite3.Connection) -> str:
+    """The id every AMI this catalog records is tagged with (``kiln:catalog``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'catalog_id'").fetchone()
+    return str(row[0]) if row else ""
+
+
+def memory(state: Mapping[str, Any] | None = None, where: object = ":memory:") -> sqlite3.Connection:
+    """An in-memory catalog, loaded from a ``dump()`` of this format or an older one (CatalogError naming
+    ``where`` when the rows do not fit)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn, ":memory:")
+    conn.executescript(_DDL + f"PRAGMA user_version={DB_VERSION};")
     if state:
-        if state.get("format") != DB_VERSION:
-            raise CatalogError(f"catalog document format {state.get('format')!r} is not {DB_VERSION}",
-                               hint="upgrade Kiln")
         conn.execute("BEGIN")
-        for table in TABLES:
-            rows = state.get("tables", {}).get(table, [])
-            if rows:
-                marks = ",".join("?" * len(rows[0]))
-                conn.executemany(f"INSERT INTO {table} VALUES ({marks})", [tuple(r) for r in rows])
+        try:
+            for table in TABLES:
+                rows = state["tables"].get(table, [])
+                if rows:
+                    marks = ",".join("?" * len(rows[0]))
+                    conn.executemany(f"INSERT INTO {table} VALUES ({marks})", [tuple(r) for r in rows])
+        except (sqlite3.Error, TypeError, AttributeError) as exc:
+            conn.close()
+            raise CatalogError(f"{where}: the catalog's rows are damaged ({exc})",
+                               hint="restore a previous version of it or a backup; Kiln left it as it is") from None
         conn.execute("COMMIT")
+    identify(conn)
     return conn
 
 

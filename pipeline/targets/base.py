@@ -24,6 +24,7 @@ from typing import Protocol
 from pipeline.catalog import Artifact, Catalog, ImageRecord, Move
 from pipeline.config import ImageSpec, Paths, Project
 from pipeline.guest import Guest, Unreachable
+from pipeline.janitor import CatalogView
 from pipeline.layer import Earlier, Layer, Source
 from pipeline.progress import Reporter
 from pipeline.prune import Decision
@@ -159,10 +160,9 @@ class Target(Protocol):
         """Delete the artifacts of the versions prune let go, and mark them deleted."""
         ...
 
-    def leftovers(self, older_than: timedelta, statuses: Callable[[], Mapping[tuple[str, str], str]]
-                  ) -> list[Leftover]:
-        """What runs older than ``older_than`` left behind (killed before cleaning up); ``statuses()`` reads
-        the catalog's (name, version) → status, for targets whose leftovers include artifacts."""
+    def leftovers(self, older_than: timedelta, view: Callable[[], CatalogView]) -> list[Leftover]:
+        """What runs older than ``older_than`` left behind (killed before cleaning up); ``view()`` reads the
+        catalog, for targets whose leftovers include artifacts (a blind view must make them refuse)."""
         ...
 
     def clean(self, leftovers: Sequence[Leftover]) -> list[str]:

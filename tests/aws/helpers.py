@@ -17,7 +17,7 @@ REGIONS = ("us-east-1", "eu-west-1")
 SHARE = "111122223333"
 BUCKET = "kiln-catalog"
 PROVENANCE = ("kiln:name", "kiln:version", "kiln:parent", "kiln:parent-ami", "kiln:bake-key", "kiln:git-commit",
-              "kiln:git-dirty", "kiln:run-id", "kiln:kiln-version")
+              "kiln:git-dirty", "kiln:run-id", "kiln:kiln-version", "kiln:catalog")
 
 
 def kiln_env(home: Path, **extra: str) -> dict[str, str]:
@@ -70,13 +70,14 @@ def check_provenance(img: dict[str, Any]) -> dict[str, str]:
     """Every region's AMI of an exported image: named, tagged (snapshots too), shared; {region: AMI}."""
     amis = {a["region"]: a["id"] for a in img["artifacts"] if a["target"] == "aws"}
     assert set(amis) == set(REGIONS)
+    catalog_id = dict(catalog_doc()["state"]["tables"]["meta"])["catalog_id"]
     for region, ami in amis.items():
         [image] = ec2(region).describe_images(ImageIds=[ami])["Images"]
         assert image["Name"] == f"{img['name']}-{img['version']}"
         tags = tags_of(image)
         assert all(k in tags for k in PROVENANCE), tags
         assert tags["kiln:version"] == img["version"] and tags["Team"] == "platform"
-        assert tags["kiln:bake-key"] == img["fingerprint"]
+        assert tags["kiln:bake-key"] == img["fingerprint"] and tags["kiln:catalog"] == catalog_id
         snapshots = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
         assert snapshots
         for snap in ec2(region).describe_snapshots(SnapshotIds=snapshots)["Snapshots"]:

@@ -24,6 +24,7 @@ from pipeline.catalog.s3_store import S3Store
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
 from pipeline.guest import Guest, Unreachable
+from pipeline.janitor import CatalogView
 from pipeline.layer import Earlier, Layer, Source
 from pipeline.prune import Decision
 from pipeline.run import Run
@@ -68,7 +69,8 @@ class AwsTarget:
     def open_catalog(self, *, create: bool = True) -> Catalog:
         """The shared S3 document when a bucket is configured, else the SQLite file (KILN_HOME, or KILN_CATALOG)."""
         if self.settings.catalog_bucket:
-            return Catalog(S3Store(self.account.client("s3"), self.settings.catalog_bucket, self.settings.catalog_key))
+            return Catalog(S3Store(self.account.client("s3"), self.settings.catalog_bucket, self.settings.catalog_key,
+                                   create=create))
         return Catalog.open(self.paths.catalog, create=create)
 
     @cached_property
@@ -156,11 +158,10 @@ class AwsTarget:
         """Deregister the AMIs and delete their snapshots."""
         return retention.delete(self.account, catalog, doomed)
 
-    def leftovers(self, older_than: timedelta, statuses: Callable[[], Mapping[tuple[str, str], str]]
-                  ) -> list[Leftover]:
-        """Resources of killed runs in every configured region (AMIs the catalog keeps stay)."""
+    def leftovers(self, older_than: timedelta, view: Callable[[], CatalogView]) -> list[Leftover]:
+        """Resources of killed runs in every configured region (AMIs the catalog keeps, or anything uses, stay)."""
         self.connect()
-        return janitor.find(self.account, self.settings.regions, statuses(), older_than=older_than)
+        return janitor.find(self.account, self.settings.regions, view, older_than=older_than)
 
     def clean(self, leftovers: Sequence[Leftover]) -> list[str]:
         """Remove them, instances first."""

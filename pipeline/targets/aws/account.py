@@ -151,8 +151,10 @@ def parse_artifact_id(artifact_id: str) -> dict[str, str]:
 
 
 def provenance_tags(*, name: str, version: str, parent_ref: str, parent_ami: str, bake_key: str, git_commit: str,
-                    git_dirty: bool, run_id: str, kiln_version: str, extra: Mapping[str, str]) -> dict[str, str]:
-    """The tags every AMI and snapshot of a bake carries, in every region."""
+                    git_dirty: bool, run_id: str, kiln_version: str, catalog_id: str,
+                    extra: Mapping[str, str]) -> dict[str, str]:
+    """The tags every AMI and snapshot of a bake carries, in every region; ``kiln:catalog`` names the catalog
+    that records it, so a janitor reading another catalog never takes it for its own leftover."""
     tags = dict(extra)
     tags.update({
         "Name": f"{name}-{version}",
@@ -165,5 +167,6 @@ def provenance_tags(*, name: str, version: str, parent_ref: str, parent_ami: str
         f"{TAG_PREFIX}git-dirty": str(git_dirty).lower(),
         f"{TAG_PREFIX}run-id": run_id,
         f"{TAG_PREFIX}kiln-version": kiln_version,
+        f"{TAG_PREFIX}catalog": catalog_id,
     })
     return tags

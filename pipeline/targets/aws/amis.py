@@ -24,7 +24,7 @@ def layer_tags(run: Run, layer: Layer, settings: AwsSettings) -> dict[str, str]:
     return aws.provenance_tags(
         name=layer.spec.name, version=layer.version, parent_ref=layer.source.label, parent_ami=layer.source.location,
         bake_key=layer.inputs.key, git_commit=layer.git.commit, git_dirty=layer.git.dirty, run_id=run.run_id,
-        kiln_version=__version__, extra=settings.extra_tags)
+        kiln_version=__version__, catalog_id=run.catalog.identity(), extra=settings.extra_tags)
 
 
 def register(account: aws.Account, amis: Mapping[str, str], tags: Mapping[str, str],

@@ -3,19 +3,32 @@
 Every resource a bake creates carries Kiln's ``kiln:run-id`` tag (or, where
 Packer cannot tag, a ``kiln-<run-id>`` name). The janitor looks in every
 configured region for instances, key pairs, security groups, volumes,
-snapshots and AMIs of runs older than ``--older-than`` and removes them —
-except AMIs the catalog records as verified, revoked or building, which are
-kept, and snapshots still backing an AMI.
+snapshots and AMIs of runs older than ``--older-than`` and removes them.
+
+An AMI is the one thing a deployer may still run, so it goes only when all of
+these hold (the fault each one survives in brackets):
+- the catalog records it as failed, interrupted or deleted, or does not record
+  it and its ``kiln:catalog`` tag names this very catalog [a laptop or a
+  ``KILN_HOME`` reading another catalog: its AMIs are not this one's orphans];
+- nothing uses it: an SSM parameter, a launch template version, a launch
+  configuration or an instance, in any configured region — the rules retention
+  applies [a catalog that lies: SSM still serving a version it marked failed];
+- the catalog is there and holds records: against a missing or empty catalog
+  the janitor refuses to run at all while Kiln AMIs exist [the S3 object deleted
+  or emptied by hand, ``catalog_bucket`` unset].
+Snapshots backing any AMI stay.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.janitor import run_of, run_started
+from pipeline.errors import CatalogError
+from pipeline.janitor import CatalogView, run_of, run_started
 from pipeline.targets.aws import account as aws
+from pipeline.targets.aws import retention
 from pipeline.targets.base import Leftover
 
 KEEP_STATUSES = ("verified", "revoked", "building")
@@ -28,23 +41,37 @@ def leftover(region: str, kind: str, id_: str, run_id: str, detail: str = "") ->
     return Leftover(region, kind, id_, run_id, text)
 
 
-def find(account: aws.Account, regions: Iterable[str], recorded: Mapping[tuple[str, str], str], *,
+def find(account: aws.Account, regions: Iterable[str], view: Callable[[], CatalogView], *,
          older_than: timedelta, now: datetime | None = None) -> list[Leftover]:
     """Everything in ``regions`` that belongs to a Kiln run older than ``older_than`` and is not kept.
 
-    ``recorded`` maps (image name, version) to its catalog status.
+    ``view()`` reads the catalog, once, and only when the account holds Kiln AMIs.
     """
     moment = now or datetime.now(UTC)
+    regions = list(regions)
 
     def old(run_id: str | None) -> bool:
         started = run_started(run_id or "")
         return started is not None and moment - started >= older_than
 
+    images = {r: [i for i in account.client("ec2", r).describe_images(Owners=["self"])["Images"]
+                  if aws.tags_of(i).get("kiln:name")] for r in regions}
+    seen = view() if any(images.values()) else CatalogView("")
+    if any(images.values()) and seen.blind:
+        count = sum(len(found) for found in images.values())
+        what = "is missing" if seen.missing else "records nothing"
+        raise CatalogError(f"janitor: the catalog at {seen.where} {what}, but the account holds {count} Kiln "
+                           "AMI(s); refusing to judge any of them",
+                           hint="point Kiln at the catalog that recorded them ([aws] catalog_bucket, KILN_CATALOG), "
+                                "or restore it: invoke catalog.import FILE")
     found: list[Leftover] = []
     for region in regions:
         ec2 = account.client("ec2", region)
         found += [item for item in _machines(ec2, region) if old(item.run_id)]
-        found += [item for item in _images(ec2, region, recorded) if old(item.run_id)]
+        found += [item for item in _images(ec2, region, images[region], seen) if old(item.run_id)]
+    if any(item.kind == "image" for item in found):
+        used = retention.in_use(account, regions, leaving={i.id for i in found if i.kind == "instance"})
+        found = [item for item in found if item.kind != "image" or item.id not in used]
     return sorted(found, key=lambda item: (item.place, ORDER.index(item.kind), item.id))
 
 
@@ -69,17 +96,19 @@ def _machines(ec2: Any, region: str) -> list[Leftover]:
     return found
 
 
-def _images(ec2: Any, region: str, recorded: Mapping[tuple[str, str], str]) -> list[Leftover]:
-    """AMIs the catalog does not keep (with their snapshots), and snapshots that back no AMI."""
+def _images(ec2: Any, region: str, images: Sequence[Mapping[str, Any]], view: CatalogView) -> list[Leftover]:
+    """Kiln AMIs this catalog lets go (with their snapshots), and snapshots that back no AMI at all."""
     found = []
-    backing: set[str] = set()  # snapshots of kept AMIs, or removed together with their AMI
+    backing: set[str] = set()  # snapshots of every AMI: kept, or removed together with their AMI
     for image in ec2.describe_images(Owners=["self"])["Images"]:
+        backing.update(aws.snapshots_of(image))
+    for image in images:
         tags = aws.tags_of(image)
-        status = recorded.get((tags.get("kiln:name", ""), tags.get("kiln:version", "")))
-        if tags.get("kiln:name") and status not in KEEP_STATUSES:
+        status = view.statuses.get((tags["kiln:name"], tags.get("kiln:version", "")))
+        ours = status is not None or (bool(view.catalog_id) and tags.get("kiln:catalog") == view.catalog_id)
+        if ours and status not in KEEP_STATUSES:
             found.append(leftover(region, "image", image["ImageId"], run_of(tags),
                                   f"{image.get('Name')}: {status or 'not in the catalog'}, with its snapshots"))
-        backing.update(aws.snapshots_of(image))
     for snap in ec2.describe_snapshots(OwnerIds=["self"], Filters=[
             {"Name": "tag-key", "Values": ["kiln:run-id"]}])["Snapshots"]:
         if snap["SnapshotId"] not in backing:

@@ -1,22 +1,24 @@
 """Retention on AWS: what still uses an AMI, and deregistering the AMIs prune let go.
 
-An AMI is in use while a launch template version, a running or stopped
-instance, or any SSM parameter names it. Deregistering an AMI never deletes its
+An AMI is in use while a launch template version, an Auto Scaling launch
+configuration, a running or stopped instance, or any SSM parameter names it —
+the one rule prune and the janitor both apply. Deregistering an AMI never deletes its
 snapshots on AWS: Kiln deletes them too, in every region the record lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from pipeline.catalog import Catalog
 from pipeline.prune import Decision
 from pipeline.targets.aws import account as aws
 
 
-def in_use(account: aws.Account, regions: Iterable[str]) -> dict[str, str]:
+def in_use(account: aws.Account, regions: Iterable[str], *, leaving: Collection[str] = ()) -> dict[str, str]:
     """AMIs something still points at in ``regions`` (every region a record lists, not only the configured
-    ones): launch template versions, running or stopped instances, SSM parameters — every page of each."""
+    ones): launch template versions, launch configurations, running or stopped instances (but those in
+    ``leaving``, which the janitor terminates first), SSM parameters — every page of each."""
     used: dict[str, str] = {}
     for region in regions:
         ec2 = account.client("ec2", region)
@@ -31,7 +33,12 @@ def in_use(account: aws.Account, regions: Iterable[str]) -> dict[str, str]:
         for page in ec2.get_paginator("describe_instances").paginate(Filters=[
                 {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]):
             for inst in (i for res in page["Reservations"] for i in res["Instances"]):
-                used[inst["ImageId"]] = f"instance {inst['InstanceId']} ({inst['State']['Name']})"
+                if inst["InstanceId"] not in leaving:
+                    used[inst["ImageId"]] = f"instance {inst['InstanceId']} ({inst['State']['Name']})"
+        scaling = account.client("autoscaling", region)
+        for page in scaling.get_paginator("describe_launch_configurations").paginate():
+            for conf in page["LaunchConfigurations"]:
+                used.setdefault(conf["ImageId"], f"launch configuration {conf['LaunchConfigurationName']}")
         ssm = account.client("ssm", region)
         for page in ssm.get_paginator("get_parameters_by_path").paginate(Path="/", Recursive=True):
             for param in page["Parameters"]:

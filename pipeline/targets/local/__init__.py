@@ -19,6 +19,7 @@ from pipeline.catalog import Artifact, Catalog, ImageRecord, Move
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
 from pipeline.guest import Guest
+from pipeline.janitor import CatalogView
 from pipeline.layer import Earlier, Layer, Source
 from pipeline.progress import fmt_seconds
 from pipeline.prune import Decision
@@ -168,8 +169,7 @@ class LocalTarget:
         """Remove the stored files."""
         return upkeep.delete(catalog, doomed, self.paths.store)
 
-    def leftovers(self, older_than: timedelta, statuses: Callable[[], Mapping[tuple[str, str], str]]
-                  ) -> list[Leftover]:
+    def leftovers(self, older_than: timedelta, view: Callable[[], CatalogView]) -> list[Leftover]:
         """Scratch folders of killed runs, and half-stored images and foundation builds (no catalog needed)."""
         return (upkeep.leftovers(self.paths.runs, older_than)
                 + upkeep.abandoned_files(self.paths.store, self.paths.cache, older_than))
