@@ -9,7 +9,9 @@ taken over, going on with what the holder left, by the target's usual rules
 for an earlier attempt. With ``wait=False`` a held lease fails at once
 (exit 75, EX_TEMPFAIL). While the bake works a thread renews the lease; a
 lease lost anyway (this machine stalled past its expiry) stops the bake
-before its next step.
+before its next step, and a bake that woke after a takeover cannot write at all:
+a new holder's first write bumps the lease's generation in the catalog
+(``catalog.fences``) and every write of a bake carries the generation it got.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Keeper:
         while decision.action != UP_TO_DATE:
             lease = self.acquire(catalog, reporter, self.want(decision.image, key_of(decision)))
             try:
+                catalog.fence(lease.image, lease.key, lease.target)  # from its first write on, older holders' fail
                 decision = decide()  # what another holder did while this run waited counts
                 if decision.action != UP_TO_DATE and key_of(decision) != lease.key:
                     continue
@@ -80,6 +83,7 @@ class Keeper:
                 return
             finally:
                 self.renewed.pop(lease.image, None)
+                catalog.fences.pop(lease.image, None)
                 try:
                     catalog.leases.release(lease)
                 except Exception as exc:  # noqa: BLE001 — never hide why the bake ended; the lease expires anyway

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from pipeline import versions
 from pipeline.catalog import channels as chan
 from pipeline.catalog import export as exp
+from pipeline.catalog import fences as fen
 from pipeline.catalog import lifecycle as life
 from pipeline.catalog import queries as q
 from pipeline.catalog import schema
@@ -67,6 +68,7 @@ class Catalog:
 
     def __init__(self, store: CatalogStore) -> None:
         self.store = store
+        self.fences: dict[str, fen.Fence] = {}  # image → the lease generation this process's bake of it holds
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> Catalog:
@@ -95,6 +97,20 @@ class Catalog:
 
     # -- changes: one atomic write each -----------------------------------------------
 
+    def fence(self, image: str, key: str, target: str) -> None:
+        """This process just claimed the lease on (image, key, target): the first write of its bake of ``image``
+        bumps the lease's generation, and every later one must still find it (``fences``)."""
+        self.fences[image] = fen.Fence(image, key, target, 0)
+
+    def _bake_write(self, image: str, change: Callable[[Db], T]) -> T:
+        """A write a bake of ``image`` makes: refused (LeaseLost) once its lease was taken over."""
+        fence = self.fences.get(image)
+        if fence is None or fence.generation:
+            return self.store.write(lambda db: (fen.check(db, fence), change(db))[1])
+        got, result = self.store.write(lambda db: (fen.bump(db, image, fence.key, fence.target), change(db)))
+        self.fences[image] = got
+        return result
+
     def begin_bake(self, *, name: str, parent: tuple[str, str] | None, fingerprint: str, git_commit: str,
                    git_dirty: bool, run_id: str, log_dir: str, inputs: Mapping[str, Any] | None = None,
                    clock: versions.Clock = versions.utcnow, version: str | None = None) -> str:
@@ -102,35 +118,35 @@ class Catalog:
         fields = {"name": name, "parent": parent, "fingerprint": fingerprint, "git_commit": git_commit,
                   "git_dirty": git_dirty, "run_id": run_id, "log_dir": log_dir, "inputs": inputs, "clock": clock,
                   "version": version}
-        return self.store.write(lambda db: life.begin_bake(db, **fields))
+        return self._bake_write(name, lambda db: life.begin_bake(db, **fields))
 
     def add_artifact(self, name: str, version: str, artifact: Artifact) -> None:
         """Attach (or replace) the artifact of a version on one target/region."""
-        self.store.write(lambda db: life.add_artifact(db, name, version, artifact))
+        self._bake_write(name, lambda db: life.add_artifact(db, name, version, artifact))
 
     def set_status(self, name: str, version: str, status: str, *, report: str | None = None,
                    reason: str | None = None) -> None:
         """Move a version to ``status``, keeping the history."""
-        self.store.write(lambda db: life.set_status(db, name, version, status, report=report, reason=reason))
+        self._bake_write(name, lambda db: life.set_status(db, name, version, status, report=report, reason=reason))
 
     def resume(self, name: str, version: str, *, reason: str) -> None:
         """An interrupted bake goes on: its record is ``building`` again."""
-        self.store.write(lambda db: life.resume(db, name, version, reason=reason))
+        self._bake_write(name, lambda db: life.resume(db, name, version, reason=reason))
 
     def set_log_dir(self, name: str, version: str, log_dir: str) -> None:
         """Record where a version's logs are."""
-        self.store.write(lambda db: life.set_log_dir(db, name, version, log_dir))
+        self._bake_write(name, lambda db: life.set_log_dir(db, name, version, log_dir))
 
     def record_packages(self, name: str, version: str, packages: Iterable[Mapping[str, str]]) -> None:
         """Replace a version's package manifest."""
         rows = list(packages)
-        self.store.write(lambda db: life.record_packages(db, name, version, rows))
+        self._bake_write(name, lambda db: life.record_packages(db, name, version, rows))
 
     def record_verification(self, name: str, version: str, *, spec_digest: str, ok: bool,
                             report: str | None) -> None:
         """Remember one verification of a version."""
-        self.store.write(lambda db: life.record_verification(db, name, version, spec_digest=spec_digest, ok=ok,
-                                                             report=report))
+        self._bake_write(name, lambda db: life.record_verification(db, name, version, spec_digest=spec_digest,
+                                                                   ok=ok, report=report))
 
     def mark_deleted(self, name: str, version: str, reason: str) -> None:
         """The artifact is gone; the record stays."""

@@ -124,3 +124,16 @@ def test_a_missing_document_is_an_error_unless_the_command_creates_the_catalog(b
     bake(created, "base")
     assert [r.name for r in Catalog(S3Store(client, BUCKET, KEY, create=False)).versions()] == ["base"]
     assert created.identity() and created.identity() == Catalog(S3Store(client, BUCKET, KEY)).identity()
+
+
+def test_a_holder_that_wakes_after_a_takeover_cannot_write_its_verdict_to_s3(bucket):
+    import os
+
+    from pipeline.progress import Reporter
+    from tests.unit.test_lease_bakes import stale_holder_writes
+
+    reporter = Reporter(stream=open(os.devnull, "w"))  # noqa: SIM115
+    cat_a, cat_b = (Catalog(S3Store(boto3.client("s3", region_name="us-east-1"), BUCKET, KEY)) for _ in "ab")
+    version, refused = stale_holder_writes(cat_a, cat_b, reporter)
+    assert [h["to"] for h in cat_b.status_history("app", version)] == ["building", "verified"]
+    assert cat_b.latest("app").version == version

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.app import baking
-from pipeline.catalog import Catalog, LeaseLost
+from pipeline.catalog import Artifact, Catalog, LeaseLost
 from pipeline.catalog.leases import SqliteLeases
 from pipeline.inputs import Inputs
 from pipeline.lease import Keeper, LeaseHeld
@@ -161,3 +161,34 @@ def test_no_wait_does_not_wait_for_a_bake_on_this_machine_either(project, tmp_pa
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(LeaseHeld, match="trunk: another bake of trunk is running on this machine"):
             baking.bake("trunk", target="fake", wait=False)
+
+
+def stale_holder_writes(cat_a: Catalog, cat_b: Catalog, reporter: Reporter) -> tuple[str, str]:
+    """A claims and starts the bake, stalls; its lease goes (as on expiry) and B takes it over and records its
+    verdict; then A wakes and writes. Returns the version and A's refusal."""
+    decision = Decision("app", BAKE, ("never built",), inputs=Inputs({}, {"a": "1"}))
+    with Keeper("run-a", "local", ttl=600).held(cat_a, reporter, lambda: decision):
+        version = cat_a.begin_bake(name="app", parent=None, fingerprint="sha256:" + "a" * 64, git_commit="c",
+                                   git_dirty=False, run_id="run-a", log_dir="/a")
+        [lease_a] = cat_a.leases.live()
+        cat_a.leases.release(lease_a)  # A is paused past its expiry: B may take it
+        with Keeper("run-b", "local", ttl=600).held(cat_b, reporter, lambda: decision):
+            cat_b.resume("app", version, reason="taken over")
+            cat_b.set_status("app", version, "verified")
+        with pytest.raises(LeaseLost, match=r"app: the lease was taken over \(generation 2 now, this bake held "
+                                            r"generation 1\); its catalog write was refused") as refused:
+            cat_a.set_status("app", version, "failed")  # A's SSH to its VM timed out: its verdict
+        for write in (lambda: cat_a.record_verification("app", version, spec_digest="d", ok=False, report=None),
+                      lambda: cat_a.add_artifact("app", version, Artifact(target="local", id="x", path="/x"))):
+            with pytest.raises(LeaseLost):
+                write()
+    return version, refused.value.message
+
+
+def test_a_holder_that_wakes_after_a_takeover_cannot_write_its_verdict(tmp_path):
+    reporter = Reporter(stream=open(os.devnull, "w"))  # noqa: SIM115
+    with Catalog.open(tmp_path / "catalog.db") as cat_a, Catalog.open(tmp_path / "catalog.db") as cat_b:
+        version, _ = stale_holder_writes(cat_a, cat_b, reporter)
+        assert [h["to"] for h in cat_a.status_history("app", version)] == ["building", "verified"]
+        assert cat_a.latest("app").version == version and cat_a.get("app", version).artifacts == ()
+        cat_a.set_status("app", version, "revoked", reason="an operator, not a bake: never fenced")
