@@ -92,7 +92,8 @@ def bake_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Row:
 
 
 def reverify_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Row:
-    """Verify an existing version again with the current specs; a failure marks it failed."""
+    """Verify an existing version again with the current specs; a failed gate marks it failed, an error of
+    the world (or an interrupt) leaves it as it was."""
     rec = decision.current
     assert rec is not None
     artifacts = run.target.usable(rec)
@@ -110,7 +111,7 @@ def reverify_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Ro
                   spec_digest=decision.spec_digest, artifacts=artifacts, builder=str(values.get("builder", "")))
     run.reporter.line(f"{layer.ref}: re-verify — {'; '.join(decision.reasons)} (logs {log_dir})")
     try:
-        return run_steps(run, layer, REVERIFY_STEPS, keep_on_interrupt=True)
+        return run_steps(run, layer, REVERIFY_STEPS, only_verdicts=True)
     except VerificationFailed as exc:
         exc.message += f"; {layer.ref} is now recorded failed"
         raise

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from pipeline import build, gate, machine, proc, record
-from pipeline.catalog import LeaseLost
-from pipeline.errors import KilnError
+from pipeline.catalog import LeaseLost, Move
+from pipeline.errors import KilnError, VerificationFailed
 from pipeline.evidence import write_json
 from pipeline.layer import Layer
 from pipeline.progress import Row, fmt_seconds
@@ -40,11 +40,12 @@ def steps_from(first: str) -> tuple[tuple[str, Step], ...]:
     return STEPS[[name for name, _ in STEPS].index(first):]
 
 
-def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep_on_interrupt: bool = False) -> Row:
+def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, only_verdicts: bool = False) -> Row:
     """Run ``steps``; whatever happens, the scratch folder goes and the record leaves ``building``.
 
-    ``keep_on_interrupt``: an interrupt leaves the record exactly as it was (a re-verification of a
-    version that is verified and deployed must not take it away because someone pressed Ctrl-C).
+    ``only_verdicts``: only a failed gate (``VerificationFailed``) changes the record; an interrupt or an
+    error of Kiln's world (no subnet, no capacity, an SSH timeout, a store hiccup) leaves it exactly as it
+    was — a re-verification of a version that is verified and deployed must not take it away for that.
     """
     started = time.monotonic()
     status, label = "interrupted", "start"
@@ -68,8 +69,9 @@ def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep
         exc.message = f"{exc.message} [step: {label}]"
         raise
     except KilnError as exc:
-        status = "failed"
-        exc.message = f"{exc.message} [step: {label}]"
+        status = "failed" if not only_verdicts or isinstance(exc, VerificationFailed) else "unchanged"
+        kept_note = f"; {layer.ref} stays as it was (not a verdict on the image)" if status == "unchanged" else ""
+        exc.message = f"{exc.message} [step: {label}]{kept_note}"
         raise
     except KeyboardInterrupt as exc:
         phase = f" ({layer.phase})" if layer.phase and label == "verify" else ""
@@ -77,19 +79,41 @@ def run_steps(run: Run, layer: Layer, steps: Sequence[tuple[str, Step]], *, keep
         exc.where = f"during {label}{phase} of {layer.ref}{done}"  # type: ignore[attr-defined]
         raise
     except Exception:
-        status = "failed"
+        status = "unchanged" if only_verdicts else "failed"
         raise
     finally:
         machine.remove_tree(layer.scratch)
-        kept = ("verified", "unverified", "lease lost", *(("interrupted",) if keep_on_interrupt else ()))
+        kept = ("verified", "unverified", "lease lost", "unchanged", *(("interrupted",) if only_verdicts else ()))
         if status not in kept:
-            with contextlib.suppress(Exception):
-                run.catalog.set_status(layer.spec.name, layer.version, status, reason=f"{status} at {label}",
-                                       report=str(layer.report) if layer.report else None)
+            leave_verdict(run, layer, status, label)
         write_json(layer.log_dir / "timings.json", {"status": status, "steps": layer.timings,
                                                     "total": time.monotonic() - started})
         run.rows.append(Row(layer.spec.name, layer.version, status, time.monotonic() - started, shown(layer)))
     return run.rows[-1]
+
+
+def leave_verdict(run: Run, layer: Layer, status: str, label: str) -> None:
+    """Take the record out of ``building`` (or a re-verified version out of its channels), publishing every
+    channel that moved — unless the lease was taken over meanwhile (the fenced write is refused: the record
+    is the new holder's). Never raises: the error that ended the bake is the one the user must see."""
+    name = layer.spec.name
+    try:
+        before = run.catalog.channels(name)
+        run.catalog.set_status(name, layer.version, status, reason=f"{status} at {label}",
+                               report=str(layer.report) if layer.report else None)
+        after = run.catalog.channels(name)
+    except LeaseLost as exc:
+        run.reporter.line(f"{layer.ref}: not recorded {status}: {exc.message}")
+        return
+    except Exception:  # noqa: BLE001 — the catalog cannot be written: the bake's own error says why
+        return
+    moves = [Move(name, ch, before.get(ch), after.get(ch)) for ch in sorted({*before, *after})
+             if before.get(ch) != after.get(ch)]
+    try:
+        for line in run.target.publish(run.catalog, moves) if moves else ():
+            run.reporter.line(f"{layer.ref}: {line}")
+    except Exception as exc:  # noqa: BLE001
+        run.reporter.line(f"{layer.ref}: recorded {status}, but its channels could not be published ({exc})")
 
 
 def shown(layer: Layer) -> str:

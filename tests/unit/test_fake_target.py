@@ -127,12 +127,15 @@ class FakeTarget:
 
     interrupt_boot = False  # a test sets it: Ctrl-C while the guest boots
     interrupt_image = ""  # or only while this image's guest boots
+    boot_error: Exception | None = None  # or the world fails the boot (no capacity, an SSH timeout)
 
     @contextlib.contextmanager
     def guest(self, run: Run, layer: Layer) -> Iterator[LocalMachine]:
         assert layer.artifacts and Path(layer.artifacts[0].path or "").exists()
         if FakeTarget.interrupt_boot or layer.spec.name == FakeTarget.interrupt_image:
             raise KeyboardInterrupt
+        if FakeTarget.boot_error is not None:
+            raise FakeTarget.boot_error
         yield LocalMachine()
 
     def publish(self, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
