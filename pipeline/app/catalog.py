@@ -1,7 +1,8 @@
 """The catalog tasks: reading it (list, export, report, resolve, diff, channels, sbom, check, leases), moving channels.
 
 A channel move is recorded in the catalog first, then the target mirrors it
-where deployers read it (SSM parameters on AWS); the result carries both.
+where deployers read it (SSM parameters on AWS); the result carries both. When
+mirroring fails, the error says which channels the catalog moved.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from pipeline import config, diff, foundation, report, sbom, targets, versions
 from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Lease, Move
-from pipeline.errors import ConfigError, IntegrityError
+from pipeline.errors import ConfigError, IntegrityError, KilnError
 from pipeline.targets.base import Target
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 
@@ -130,19 +131,29 @@ def channels(image: str) -> tuple[dict[str, str | None], dict[str, list[ChannelE
         return pointers, {ch: cat.channel_history(image, ch) for ch in pointers if ch != LATEST}
 
 
+def published(place: Target, cat: Catalog, moves: list[Move]) -> list[str]:
+    """The target's lines for ``moves``; its error, should it fail, names what the catalog already moved."""
+    try:
+        return place.publish(cat, moves)
+    except KilnError as exc:
+        exc.message += f"; the catalog moved ({'; '.join(m.describe() for m in moves)}) but {place.name} was " \
+                       "left as it was"
+        raise
+
+
 def promote(ref: str, channel: str, target: str = "local", region: str = "") -> ChannelChange:
     """Point a named channel at a verified version (``NAME@latest``: the newest verified one)."""
     with opened(target, region) as (place, cat):
         name, version = version_of(cat, ref, "to promote")
         move = cat.promote(name, version, channel, check=place.intact)
-        return ChannelChange(moves=[move], published=place.publish(cat, [move]))
+        return ChannelChange(moves=[move], published=published(place, cat, [move]))
 
 
 def rollback(image: str, channel: str, target: str = "local", region: str = "") -> ChannelChange:
     """Move a named channel back one step."""
     with opened(target, region) as (place, cat):
         move = cat.rollback(image, channel, check=place.intact)
-        return ChannelChange(moves=[move], published=place.publish(cat, [move]))
+        return ChannelChange(moves=[move], published=published(place, cat, [move]))
 
 
 def revoke(ref: str, *, reason: str, cascade: bool, target: str = "local", region: str = "") -> ChannelChange:
@@ -152,7 +163,7 @@ def revoke(ref: str, *, reason: str, cascade: bool, target: str = "local", regio
     with opened(target, region) as (place, cat):
         revoked, moves = cat.revoke(name, version, reason=reason, cascade=cascade or bool(project.children(name)),
                                     check=place.intact)
-        return ChannelChange(revoked, moves, place.publish(cat, moves))
+        return ChannelChange(revoked, moves, published(place, cat, moves))
 
 
 def restore(ref: str, *, cascade: bool, target: str = "local", region: str = "") -> ChannelChange:
@@ -160,7 +171,7 @@ def restore(ref: str, *, cascade: bool, target: str = "local", region: str = "")
     name, version = exact_ref(ref)
     with opened(target, region) as (place, cat):
         restored, moves = cat.restore(name, version, cascade=cascade, check=place.intact)
-        return ChannelChange(restored, moves, place.publish(cat, moves))
+        return ChannelChange(restored, moves, published(place, cat, moves))
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,41 @@ def test_publishing_is_all_or_nothing(api_env, monkeypatch):
         "ami-0old00000000000001"
     with pytest.raises(ssm["eu-west-1"].exceptions.ParameterNotFound):
         ssm["eu-west-1"].get_parameter(Name="/kiln/images/app/latest")
+
+
+def test_throttling_then_a_failed_undo_is_one_line_naming_every_regions_final_value(api_env, monkeypatch):
+    """SSM throttles in the second region, and putting the first back fails too: nothing is silent."""
+    from botocore.exceptions import ClientError
+
+    from pipeline.catalog import Artifact, Move
+    from pipeline.config import default_paths
+    from pipeline.errors import CloudError
+    from pipeline.targets.aws import AwsTarget
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/kiln/images/app/latest", Value="ami-0old00000000000001", Type="String",
+                      DataType="aws:ec2:image")
+    cat = shared_catalog()
+    v = cat.begin_bake(name="app", parent=None, fingerprint="sha256:" + "a" * 64, git_commit="c", git_dirty=False,
+                       run_id="r", log_dir="/l")
+    for region in REGIONS:
+        cat.add_artifact("app", v, Artifact(target="aws", id=f"ami-0new{region[:2]}0000000001", region=region))
+    for key, value in api_env.items():
+        if key.startswith("KILN_"):
+            monkeypatch.setenv(key, value)
+    target = AwsTarget(default_paths())
+
+    def throttle(**_kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                          "PutParameter")
+
+    # Regions are published in order: eu-west-1 lands, us-east-1 throttles, and taking eu-west-1 back fails.
+    target.account.client("ssm", "us-east-1").meta.events.register("before-call.ssm.PutParameter", throttle)
+    target.account.client("ssm", "eu-west-1").meta.events.register("before-call.ssm.DeleteParameter", throttle)
+    with pytest.raises(CloudError) as failed:
+        target.publish(cat, [Move("app", "latest", None, v)])
+    message = failed.value.message
+    assert message.startswith("ssm: cannot publish the channels (ThrottlingException); undo failed: "), message
+    assert message.endswith("undo failed: eu-west-1 /kiln/images/app/latest left at ami-0neweu0000000001 (should be "
+                            "absent: undo (ThrottlingException))"), message  # us-east-1 was put back: not named
+    assert ssm.get_parameter(Name="/kiln/images/app/latest")["Parameter"]["Value"] == "ami-0old00000000000001"

@@ -1,18 +1,23 @@
 """Channels as SSM parameters: ``<ssm_prefix>/<image>/<channel>`` in every region, published all or nothing.
 
-Deploy tooling reads these parameters, so they must never disagree with the
-catalog: a set of changes either lands in every region, or what had moved is
+Deploy tooling reads these parameters, so they must never disagree with one
+another: a set of changes either lands in every region, or what had moved is
 put back (the previous value, or no parameter where there was none) and the
-error goes on to the caller, which then leaves the catalog as it was too.
+error goes on to the caller as one line (``CloudError``: throttling, a 5xx, a
+refusal), with every region an undo could not put back and the value it is
+left with. A bake's record step then does not keep its verdict; a channel
+command's error says the catalog moved and SSM did not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pipeline.catalog import Catalog, Move
+from pipeline.errors import KilnError, cloud_error
 from pipeline.targets.aws.account import Account
 from pipeline.targets.aws.settings import AwsSettings
 
@@ -50,26 +55,57 @@ class Changes:
             self.before.append((region, name, previous))
             ssm.delete_parameter(Name=name)
 
-    def undo(self) -> None:
-        """Put back every region's previous value, newest change first; never raises."""
+    def undo(self) -> list[str]:
+        """Put back every region's previous value, newest change first; what could not be put back, one line
+        each with the value that region is left with (an undo that fails is never silent)."""
+        failed = []
         for region, name, previous in reversed(self.before):
             ssm = self.account.client("ssm", region)
-            with contextlib.suppress(Exception):
+            try:
                 if previous is None:
-                    ssm.delete_parameter(Name=name)
+                    with contextlib.suppress(ssm.exceptions.ParameterNotFound):  # its put never landed
+                        ssm.delete_parameter(Name=name)
                 else:
                     ssm.put_parameter(Name=name, Value=previous, Type="String", DataType="aws:ec2:image",
                                       Overwrite=True)
+            except Exception as exc:  # noqa: BLE001 — every region is tried; each failure is reported
+                left, want = self._left(ssm, name), previous or "absent"
+                if left != want:  # (a put that never landed needs no undo)
+                    failed.append(f"{region} {name} left at {left} (should be {want}: "
+                                  f"{cloud_error(region, 'undo', exc).message.split(': ', 1)[1]})")
+        return failed
+
+    def _left(self, ssm: Any, name: str) -> str:
+        try:
+            return self._previous(ssm, name) or "absent"
+        except Exception:  # noqa: BLE001
+            return "unknown (unreadable)"
 
 
 @contextlib.contextmanager
 def all_or_nothing(account: Account) -> Iterator[Changes]:
-    """Changes made in the block land together, or are undone when it raises (an error, an interrupt)."""
+    """Changes made in the block land together, or are undone when it raises (an error, an interrupt); an AWS
+    error becomes one line, and an undo that failed is added to it, region by region."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     changes = Changes(account)
     try:
         yield changes
+    except (ClientError, BotoCoreError) as exc:
+        failed = changes.undo()
+        error = cloud_error("ssm", "cannot publish the channels", exc)
+        if failed:
+            error.message += "; undo failed: " + "; ".join(failed)
+        raise error from None
+    except KilnError as exc:
+        failed = changes.undo()
+        if failed:
+            exc.message += "; undo failed: " + "; ".join(failed)
+        raise
     except BaseException:
-        changes.undo()
+        failed = changes.undo()
+        if failed:
+            sys.stderr.write("kiln: ssm: undo failed: " + "; ".join(failed) + "\n")
         raise
 
 
