@@ -104,15 +104,14 @@ def test_a_retry_adopts_even_when_the_catalog_lost_the_record(api_env):
     assert len(amis_named("base-")) == 1
 
 
-def test_publishing_is_all_or_nothing(api_env, monkeypatch):
-    """An SSM error in the second region puts the first back: deployers never see regions disagree."""
-    from pipeline.catalog import Artifact, Move
+def app_to_publish(api_env, monkeypatch):
+    """us-east-1's latest on an old AMI; a new app version with an AMI in each region; the aws target."""
+    from pipeline.catalog import Artifact
     from pipeline.config import default_paths
     from pipeline.targets.aws import AwsTarget
 
-    ssm = {r: boto3.client("ssm", region_name=r) for r in REGIONS}
-    ssm["us-east-1"].put_parameter(Name="/kiln/images/app/latest", Value="ami-0old00000000000001", Type="String",
-                                   DataType="aws:ec2:image")
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/kiln/images/app/latest", Value="ami-0old00000000000001", Type="String", DataType="aws:ec2:image")
     cat = shared_catalog()
     v = cat.begin_bake(name="app", parent=None, fingerprint="sha256:" + "a" * 64, git_commit="c", git_dirty=False,
                        run_id="r", log_dir="/l")
@@ -121,7 +120,15 @@ def test_publishing_is_all_or_nothing(api_env, monkeypatch):
     for key, value in api_env.items():
         if key.startswith("KILN_"):
             monkeypatch.setenv(key, value)
-    target = AwsTarget(default_paths())
+    return cat, v, AwsTarget(default_paths())
+
+
+def test_publishing_is_all_or_nothing(api_env, monkeypatch):
+    """An SSM error in the second region puts the first back: deployers never see regions disagree."""
+    from pipeline.catalog import Move
+
+    ssm = {r: boto3.client("ssm", region_name=r) for r in REGIONS}
+    cat, v, target = app_to_publish(api_env, monkeypatch)
 
     def refuse(**_kwargs):
         raise RuntimeError("SSM is down in eu-west-1")
@@ -139,23 +146,11 @@ def test_throttling_then_a_failed_undo_is_one_line_naming_every_regions_final_va
     """SSM throttles in the second region, and putting the first back fails too: nothing is silent."""
     from botocore.exceptions import ClientError
 
-    from pipeline.catalog import Artifact, Move
-    from pipeline.config import default_paths
+    from pipeline.catalog import Move
     from pipeline.errors import CloudError
-    from pipeline.targets.aws import AwsTarget
 
     ssm = boto3.client("ssm", region_name="us-east-1")
-    ssm.put_parameter(Name="/kiln/images/app/latest", Value="ami-0old00000000000001", Type="String",
-                      DataType="aws:ec2:image")
-    cat = shared_catalog()
-    v = cat.begin_bake(name="app", parent=None, fingerprint="sha256:" + "a" * 64, git_commit="c", git_dirty=False,
-                       run_id="r", log_dir="/l")
-    for region in REGIONS:
-        cat.add_artifact("app", v, Artifact(target="aws", id=f"ami-0new{region[:2]}0000000001", region=region))
-    for key, value in api_env.items():
-        if key.startswith("KILN_"):
-            monkeypatch.setenv(key, value)
-    target = AwsTarget(default_paths())
+    cat, v, target = app_to_publish(api_env, monkeypatch)
 
     def throttle(**_kwargs):
         raise ClientError({"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
