@@ -1,9 +1,11 @@
 """Retention: which old versions to delete, never one that something still needs.
 
 A version survives when it is on any channel (latest included), is the parent
-(directly or further up) of a version that survives, is among the newest N
-verified versions of its image, or is in use (the target says what is: a
-running QEMU's backing chain, a launch template, an instance, an SSM parameter).
+(directly or further up) of a version that survives — a bake in progress
+included, before it has stored anything — is among the newest N verified
+versions of its image, or is in use (the target says what is: a file a process
+holds open, a running QEMU's backing chain, a launch template, an instance, an
+SSM parameter).
 The target deletes the artifacts of the rest; their catalog records stay,
 marked ``deleted``.
 """
@@ -86,8 +88,11 @@ def decide(records: Sequence[ImageRecord], channels: Mapping[str, Mapping[str, s
 
 def plan(catalog: Catalog, *, keep: int, in_use: Iterable[str] | Mapping[str, str],
          target: str | None = None) -> list[Decision]:
-    """Retention decisions for every non-deleted version in the catalog (with an artifact on ``target``)."""
-    records = [r for r in catalog.versions() if r.status != "deleted"
-               and (target is None or any(a.target == target for a in r.artifacts))]
+    """Retention decisions for every non-deleted version in the catalog with an artifact on ``target``.
+
+    A version with no artifact yet (a bake in progress, its build not stored) takes part too, so that its
+    parent is kept, but gets no decision of its own."""
+    live = [r for r in catalog.versions() if r.status != "deleted"]
+    records = [r for r in live if not r.artifacts or target is None or any(a.target == target for a in r.artifacts)]
     channels = {name: catalog.channels(name) for name in {r.name for r in records}}
-    return decide(records, channels, keep, in_use)
+    return [d for d in decide(records, channels, keep, in_use) if d.artifacts or target is None]

@@ -88,3 +88,23 @@ def test_prune_never_removes_a_protected_version(case):
     for r in records:
         if r.ref in kept and r.parent:
             assert f"{r.parent[0]}@{r.parent[1]}" in kept
+
+
+def test_the_parent_of_a_bake_in_progress_is_kept_on_its_target(tmp_path):
+    """app is building on base@v1 (nothing stored yet) while base@v2 is newer: base@v1 stays."""
+    from pipeline.catalog import Catalog
+
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        versions = []
+        for n in (1, 2):
+            v = cat.begin_bake(name="base", parent=None, fingerprint=f"sha256:{n}", git_commit="c", git_dirty=False,
+                               run_id="r", log_dir="/l", version=f"2026.1127.00000{n}")
+            cat.add_artifact("base", v, Artifact(target="local", id=f"id-{n}", path=f"/s/base-{n}.qcow2"))
+            cat.set_status("base", v, "verified")
+            versions.append(v)
+        building = cat.begin_bake(name="app", parent=("base", versions[0]), fingerprint="sha256:a", git_commit="c",
+                                  git_dirty=False, run_id="r", log_dir="/l")
+        d = by_ref(prune.plan(cat, keep=1, in_use=(), target="local"))
+    assert not d[f"base@{versions[0]}"].delete
+    assert d[f"base@{versions[0]}"].reasons == (f"parent of app@{building}",)
+    assert f"app@{building}" not in d  # nothing of its own to delete yet

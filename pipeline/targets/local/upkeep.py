@@ -1,7 +1,9 @@
 """The local target's upkeep: what is in use, deleting stored images, scratch folders of killed runs.
 
-An image is in use while a running QEMU has it anywhere in its disk's backing
-chain (``invoke up``, a verification, a bake on top of it). A run killed
+An image is in use while any process holds it open (QEMU, the chroot builder's
+``qemu-storage-daemon``, ``qemu-img``: seen through ``/proc/*/fd``) or a running
+QEMU has it anywhere in its disk's backing chain (``invoke up``, a
+verification, a bake on top of it). A run killed
 outright (SIGKILL, power loss) leaves its scratch folder in ``$KILN_HOME/runs``,
 named after the run, whose id starts with the time it began; a killed store step
 leaves a half-moved ``.partial`` image, a killed foundation build its work folder.
@@ -9,10 +11,10 @@ leaves a half-moved ``.partial`` image, a killed foundation build its work folde
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Sequence
@@ -48,9 +50,26 @@ def _qemu_disks() -> list[str]:
     return disks
 
 
+def _open_images() -> dict[str, str]:
+    """Every ``.qcow2`` file some process holds open (QEMU, ``qemu-storage-daemon``, ``qemu-img``, …)."""
+    held: dict[str, str] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue  # gone, or not ours to look at
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.endswith(".qcow2"):
+                    held.setdefault(target, f"open in {name} (pid {pid})")
+    return held
+
+
 def in_use() -> dict[str, str]:
-    """Every image file in the backing chain of a running QEMU's disks."""
-    used: dict[str, str] = {}
+    """Every image file a process holds open, and every one in the backing chain of a running QEMU's disks."""
+    used: dict[str, str] = _open_images()
     for disk in _qemu_disks():
         try:
             out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json", disk],
@@ -65,16 +84,17 @@ def in_use() -> dict[str, str]:
 
 
 def delete(catalog: Catalog, doomed: Sequence[Decision], store: Path) -> list[str]:
-    """Delete the stored files of the versions that go (their content-addressed folder); mark them deleted."""
+    """Delete the stored files of the versions that go, and their content-addressed folder once it is empty
+    (two versions with identical bytes share one); mark them deleted."""
     for d in doomed:
         for art in d.artifacts:
             if art.target != "local" or not art.path:
                 continue
             path = Path(art.path)
+            path.unlink(missing_ok=True)
             if path.parent.parent == store and path.parent.name.startswith("sha256-"):
-                shutil.rmtree(path.parent, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # not empty: another version's file is in it
+                    path.parent.rmdir()
         catalog.mark_deleted(d.name, d.version, "pruned")
     return []
 

@@ -46,6 +46,40 @@ def test_apply_deletes_files_and_keeps_records(tmp_path):
         assert render.prune_lines(prune.plan(cat, keep=1, in_use=set()), dry_run=True).startswith("nothing to prune")
 
 
+def test_deleting_one_of_two_identical_images_keeps_the_other_and_its_folder(tmp_path):
+    store = tmp_path / "images"
+    folder = store / f"sha256-{0:064d}"
+    folder.mkdir(parents=True)
+    with Catalog.open(tmp_path / "c.db") as cat:
+        paths = []
+        for n in (1, 2):  # two versions built to identical bytes share one content-addressed folder
+            v = cat.begin_bake(name="app", parent=None, fingerprint="k", git_commit="c", git_dirty=False,
+                               run_id="r", log_dir="/l", version=f"2026.0101.00000{n}")
+            paths.append(folder / f"app-{v}.qcow2")
+            paths[-1].write_bytes(b"same")
+            cat.add_artifact("app", v, Artifact(target="local", id="sha256:0", path=str(paths[-1])))
+            cat.set_status("app", v, "verified")
+        doomed = [d for d in prune.plan(cat, keep=1, in_use=set()) if d.delete]
+        upkeep.delete(cat, doomed, store)
+        assert not paths[0].exists() and paths[1].read_bytes() == b"same"
+        upkeep.delete(cat, [d for d in prune.plan(cat, keep=1, in_use=set()) if d.ref.endswith("000002")], store)
+        assert not folder.exists()  # the last file gone, the folder goes too
+
+
+def test_in_use_sees_every_process_holding_an_image_open(tmp_path):
+    import subprocess
+
+    image = tmp_path / "held.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+    holder = subprocess.Popen(["sleep", "60"], stdin=open(image, "rb"))  # noqa: SIM115 — as a storage daemon would
+    try:
+        assert upkeep.in_use()[str(image)].startswith("open in sleep (pid ")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(image) not in upkeep.in_use()
+
+
 def test_in_use_sees_a_running_qemu_backing_chain(tmp_path):
     import subprocess
     import time
