@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ConfigError
 
@@ -135,6 +136,16 @@ def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
     return line, TOML_WHERE.sub("", message)
 
 
+def parse(path: Path, text: str) -> dict[str, Any]:
+    """The TOML of ``path``; ConfigError with its line when it is broken (read before anything else uses it)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, message = toml_error(exc, text)
+        raise ConfigError(f"{path}:{line}: invalid TOML: {message}",
+                          hint="see https://toml.io for the syntax") from None
+
+
 def load(root: Path) -> Project:
     """Read and validate ``root/kiln.toml``.
 
@@ -146,12 +157,7 @@ def load(root: Path) -> Project:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found", hint="run Kiln from a project with a kiln.toml") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, message = toml_error(exc, text)
-        raise ConfigError(f"{path}:{line}: invalid TOML: {message}",
-                          hint="see https://toml.io for the syntax") from None
+    data = parse(path, text)
     raw_images = data.get("images")
     if not isinstance(raw_images, dict) or not raw_images:
         raise ConfigError(f"{path}: no [images.<name>] tables", hint="declare at least one image")
@@ -177,8 +183,8 @@ def image_spec(root: Path, name: str, table: object, where: str) -> ImageSpec:
             isinstance(v, int) and 0 < v < 65536 and re.match(r"^[a-z][a-z0-9_]*$", k) for k, v in forward.items()):
         raise ConfigError(f"{where}: images.{name}.forward must map lower-case labels to ports",
                           hint='example: forward = { http = 80 }')
-    playbook = root / table.get("playbook", f"playbooks/{name}.yml")
-    specs = root / table.get("specs", f"specs/{name}")
+    playbook = inside(root, table.get("playbook", f"playbooks/{name}.yml"), f"images.{name}.playbook", where)
+    specs = inside(root, table.get("specs", f"specs/{name}"), f"images.{name}.specs", where)
     if not playbook.is_file():
         raise ConfigError(f"{where}: playbook {playbook.relative_to(root)} for image {name!r} not found",
                           hint="create it or set 'playbook' in the image's table")
@@ -193,6 +199,19 @@ def image_spec(root: Path, name: str, table: object, where: str) -> ImageSpec:
         raise ConfigError(f"{where}: images.{name}.builder must be a builder's name", hint='e.g. builder = "chroot"')
     return ImageSpec(name=name, parent=parent, playbook=playbook, specs=specs, forward=dict(forward),
                      description=str(table.get("description", "")), builder=builder)
+
+
+def inside(root: Path, value: object, key: str, where: str) -> Path:
+    """A path in the project, given relative to it: a string, and not leading out of it (the bake key and the
+    gate only look inside the project)."""
+    if not isinstance(value, str) or not value:
+        example = "playbook = \"playbooks/NAME.yml\"" if key.endswith("playbook") else "specs = \"specs/NAME\""
+        raise ConfigError(f"{where}: {key} must be a path in the project, as a string", hint=f"e.g. {example}")
+    path = root / value
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(f"{where}: {key} = {value!r} is outside the project ({root})",
+                          hint="keep playbooks and specs in the project, e.g. playbooks/ and specs/")
+    return path
 
 
 def check_lineage(images: Mapping[str, ImageSpec], path: Path, text: str) -> None:

@@ -82,6 +82,9 @@ def one_of(*allowed: str) -> Check:
     return check
 
 
+LONGEST_LEASE = 7 * 86400
+
+
 def seconds(name: str, value: str) -> None:
     """A duration in seconds."""
     try:
@@ -97,6 +100,14 @@ def positive_seconds(name: str, value: str) -> None:
     seconds(name, value)
     if float(value) <= 0:
         raise ConfigError(f"{name}={value}: must be more than 0 seconds", hint="e.g. 180")
+
+
+def lease_seconds(name: str, value: str) -> None:
+    """A lease's time to live: more than none, at most a week (a renewer waits a third of it)."""
+    positive_seconds(name, value)
+    if float(value) > LONGEST_LEASE:
+        raise ConfigError(f"{name}={value}: more than a week ({LONGEST_LEASE} s)",
+                          hint="e.g. 180: a dead holder's image waits this long before it is taken over")
 
 
 def pause_point(name: str, value: str) -> None:
@@ -124,7 +135,7 @@ CHECKS: Mapping[str, Check] = {
     "KILN_ACCEL": one_of("tcg", "kvm"),
     "KILN_PAUSE_AT": pause_point,
     "KILN_PAUSE_SECONDS": seconds,
-    "KILN_LEASE_SECONDS": positive_seconds,
+    "KILN_LEASE_SECONDS": lease_seconds,
     "KILN_AWS_API_ONLY": one_of("0", "1"),
     "KILN_AWS_SSH_CIDR": cidr,
 }

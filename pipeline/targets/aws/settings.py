@@ -9,12 +9,12 @@ profile, instance role) and are never written anywhere by Kiln.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import parse
 from pipeline.errors import ConfigError
 
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
@@ -138,7 +138,10 @@ def load(project: Path, env: Mapping[str, str], cli: Mapping[str, Any] | None = 
     origin: dict[str, str] = {}
     path = project / "kiln.toml"
     text = path.read_text() if path.exists() else ""
-    table = tomllib.loads(text).get("aws", {}) if text else {}
+    table = parse(path, text).get("aws", {}) if text else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}:{_line(text, 'aws')}: aws must be a table ([aws])",
+                          hint="write the aws settings under an [aws] header")
     known = {f.name for f in fields(AwsSettings)}
     for key, value in table.items():
         where = f"{path}:{_line(text, key)} [aws] {key}"

@@ -1,6 +1,8 @@
 """The aws target's plans: what the build and the verification are given, chosen without an account."""
 
 
+import re
+
 import pytest
 
 from pipeline import config, templates
@@ -99,3 +101,13 @@ def test_the_amazon_chroot_build_plans_what_the_templates_declare(root, tmp_path
     templates.check_plan(root / "packer" / "image", planned)
     assert (tmp_path / "chroot-inventory").read_text().startswith("/mnt/kiln-chroot/20261128T100000Z-abcdef ")
     assert ("aws", "amazon-chroot.image") in validate.template_sources()  # invoke validate runs packer validate on it
+
+
+@pytest.mark.parametrize(("text", "says"), [("aws = 5\n", "kiln.toml:1: aws must be a table ([aws])"),
+                                            ("[aws\n", "kiln.toml:1: invalid TOML")])
+def test_aws_settings_that_are_not_a_table_or_not_toml_are_one_line(tmp_path, text, says):
+    from pipeline.targets.aws.settings import load
+
+    (tmp_path / "kiln.toml").write_text(text)
+    with pytest.raises(KilnError, match=re.escape(says)):
+        load(tmp_path, {})
