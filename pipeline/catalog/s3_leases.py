@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pipeline.catalog.leases import Lease, LeaseLost
-from pipeline.errors import CatalogError
+from pipeline.errors import CatalogError, cloud_error
 
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
@@ -41,15 +41,16 @@ class S3Leases:
 
     def _get(self, key: str) -> tuple[Lease | None, str | None, bool, float]:
         """The lease at ``key``, its ETag, whether it expired, and the server's time now."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None, None, False, server_time(exc.response)
-            raise CatalogError(f"s3://{self.bucket}/{key}: cannot read the lease "
-                               f"({exc.response.get('Error', {}).get('Code')})") from None
+            raise cloud_error(f"s3://{self.bucket}/{key}", "cannot read the lease", exc) from None
+        except BotoCoreError as exc:
+            raise cloud_error(f"s3://{self.bucket}/{key}", "cannot read the lease", exc) from None
         body = json.loads(obj["Body"].read())
         now = server_time(obj)
         ttl = float(body.pop("ttl"))
@@ -57,7 +58,9 @@ class S3Leases:
         return lease, obj["ETag"], now > obj["LastModified"].timestamp() + ttl, now
 
     def _put(self, key: str, lease: Lease, ttl: float, etag: str | None) -> bool:
-        from botocore.exceptions import ClientError
+        """True when written; False on a conflict, or when the reply was lost (the caller reads the object
+        again: a lease that landed is this run's, by its run id, and is simply written once more)."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         body = json.dumps({**asdict(lease), "ttl": ttl}).encode()
@@ -69,7 +72,10 @@ class S3Leases:
             if code in CONFLICT_CODES or code == "NoSuchKey":
                 self.conflicts += 1
                 return False
-            raise CatalogError(f"s3://{self.bucket}/{key}: cannot write the lease ({code})") from None
+            raise cloud_error(f"s3://{self.bucket}/{key}", "cannot write the lease", exc) from None
+        except BotoCoreError:
+            self.conflicts += 1
+            return False
         return True
 
     def claim(self, want: Lease, ttl: float) -> tuple[Lease, Lease | None]:

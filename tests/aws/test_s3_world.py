@@ -137,3 +137,25 @@ def test_a_holder_that_wakes_after_a_takeover_cannot_write_its_verdict_to_s3(buc
     version, refused = stale_holder_writes(cat_a, cat_b, reporter)
     assert [h["to"] for h in cat_b.status_history("app", version)] == ["building", "verified"]
     assert cat_b.latest("app").version == version
+
+
+@pytest.mark.parametrize("fault", [lost, conflict])
+def test_a_lost_reply_on_a_lease_claim_or_renewal_still_holds_the_lease_once(bucket, fault):
+    from pipeline.catalog import Lease
+    from pipeline.catalog.s3_leases import S3Leases
+
+    client = Faulty([fault()])
+    leases = S3Leases(client, BUCKET, KEY)
+    want = Lease(image="app", key="sha256:" + "a" * 64, target="aws", actor="ci", host="h", run_id="run-1")
+    got, dead = leases.claim(want, 60)
+    assert got.ours(want) and dead is None
+    client.faults = [fault()]
+    renewed = leases.renew(got, 60)
+    assert renewed.ours(want) and [lease.run_id for lease in leases.live()] == ["run-1"]
+    other, _ = S3Leases(boto3.client("s3", region_name="us-east-1"), BUCKET, KEY).claim(
+        Lease(image="app", key=want.key, target="aws", actor="b", host="h2", run_id="run-2"), 60)
+    assert other.run_id == "run-1"  # still held: the second claimer sees the first
+    unreachable = Faulty()
+    unreachable.get_object = lambda **kw: (_ for _ in ()).throw(EndpointConnectionError(endpoint_url="http://s3"))
+    with pytest.raises(CloudError, match="cannot read the lease .Could not connect"):
+        S3Leases(unreachable, BUCKET, KEY).claim(want, 60)
