@@ -77,14 +77,19 @@ def cached_path(recipe: Recipe, cache: Path) -> Path:
 
 
 def mmdebstrap_invocation(recipe: Recipe, tarball: Path) -> proc.Invocation:
-    """The mmdebstrap command that makes the root filesystem tarball."""
+    """The mmdebstrap command that makes the root filesystem tarball.
+
+    Its scratch folders go beside the tarball (``TMPDIR``), inside the build's work
+    folder: an mmdebstrap killed after the stop grace cannot clean up after itself,
+    and the work folder is removed whatever way the build ends.
+    """
     hook = recipe.folder / "customize.sh"
     return proc.Invocation(argv=(
         "mmdebstrap", f"--variant={recipe.variant}", f"--architectures={recipe.architecture}",
         "--include=" + ",".join(recipe.packages),
         f"--customize-hook=sh {hook} \"$1\" {ROOT_UUID}",
         recipe.suite, str(tarball), *recipe.sources,
-    ))
+    ), env={"TMPDIR": str(tarball.parent / "tmp")})
 
 
 def disk_invocations(root: Path, raw: Path, size_mib: int) -> list[proc.Invocation]:
@@ -164,6 +169,7 @@ def ensure(recipe: Recipe, cache: Path, log: Path,
 
 def _build(recipe: Recipe, work: Path, log: Path) -> None:
     tarball = work / "rootfs.tar"
+    (work / "tmp").mkdir()
     proc.run(mmdebstrap_invocation(recipe, tarball), log, what="mmdebstrap")
     root = work / "root"
     root.mkdir()

@@ -26,7 +26,9 @@ def test_digest_follows_every_recipe_file(project_copy: Path, tmp_path):
 
 def test_mmdebstrap_invocation(root, tmp_path):
     recipe = foundation.Recipe.load(root / "packer" / "foundation")
-    argv = foundation.mmdebstrap_invocation(recipe, tmp_path / "r.tar").argv
+    inv = foundation.mmdebstrap_invocation(recipe, tmp_path / "r.tar")
+    argv = inv.argv
+    assert inv.env["TMPDIR"] == str(tmp_path / "tmp")  # scratch inside the work folder Kiln removes
     assert argv[0] == "mmdebstrap"
     assert "--variant=minbase" in argv
     assert any(a.startswith("--include=") and "openssh-server" in a for a in argv)
