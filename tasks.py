@@ -269,7 +269,15 @@ def catalog_check(c):
     guarded(work)
 
 
+@task(name="reconcile", help={"target": "aws (SSM parameters in every region) or local (default: deployers read "
+                                        "the catalog itself, nothing to do)",
+                              "dry_run": "print the differences only; change nothing", "region": REGION_HELP})
+def catalog_reconcile(c, target="local", dry_run=False, region=""):
+    """Put every channel where deployers read it (SSM) as the catalog says; print each difference and what it was."""
+    guarded(lambda: print("\n".join(catalog_app.reconcile(target, region, dry_run=dry_run))))
+
+
 catalog = Collection("catalog", catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels,
-                     catalog_report, catalog_sbom, catalog_check, catalog_leases)
+                     catalog_report, catalog_sbom, catalog_check, catalog_leases, catalog_reconcile)
 ns = Collection(bake, plan, converge, validate, new, images, up, down, foundation, promote, rollback, revoke, restore,
                 prune, janitor, bench, faults, catalog)

@@ -1,12 +1,13 @@
 """The record step: only now does the catalog call the version verified, and ``latest`` moves.
 
-The target mirrors the move where deployers read it (SSM parameters on AWS);
-each change is one progress line.
+The target mirrors the catalog where deployers read it (SSM parameters on
+AWS), finishing any earlier move of the image left pending; each change is one
+progress line.
 """
 
 from __future__ import annotations
 
-from pipeline.catalog import LATEST, Move
+from pipeline.catalog import LATEST
 from pipeline.layer import Layer
 from pipeline.run import Run
 
@@ -21,8 +22,8 @@ def step_record(run: Run, layer: Layer) -> None:
     before = run.catalog.channel(name, LATEST)
     run.catalog.set_status(name, layer.version, "verified", report=str(layer.report) if layer.report else None)
     after = run.catalog.channel(name, LATEST)
-    if after != before:
-        for line in run.target.publish(run.catalog, [Move(name, LATEST, before, after)]):
+    if after != before or name in run.catalog.pending():  # (a move an earlier publish left pending, too)
+        for line in run.target.publish(run.catalog, [name]):
             run.reporter.line(f"{layer.ref}: {line}")
 
 

@@ -110,7 +110,7 @@ def leave_verdict(run: Run, layer: Layer, status: str, label: str) -> None:
     moves = [Move(name, ch, before.get(ch), after.get(ch)) for ch in sorted({*before, *after})
              if before.get(ch) != after.get(ch)]
     try:
-        for line in run.target.publish(run.catalog, moves) if moves else ():
+        for line in run.target.publish(run.catalog, [name]) if moves or name in run.catalog.pending() else ():
             run.reporter.line(f"{layer.ref}: {line}")
     except Exception as exc:  # noqa: BLE001
         run.reporter.line(f"{layer.ref}: recorded {status}, but its channels could not be published ({exc})")

@@ -1,8 +1,11 @@
-"""The catalog tasks: reading it (list, export, report, resolve, diff, channels, sbom, check, leases), moving channels.
+"""The catalog tasks: reading it (list, export, report, resolve, diff, channels, sbom, check, leases), moving and
+reconciling channels.
 
-A channel move is recorded in the catalog first, then the target mirrors it
-where deployers read it (SSM parameters on AWS); the result carries both. When
-mirroring fails, the error says which channels the catalog moved.
+A channel move is recorded in the catalog first (marked pending on a target
+that mirrors channels, in the same transaction), then the target puts the
+image's channels where deployers read them (SSM parameters on AWS); the result
+carries both. When that fails, the error says which channels the catalog moved
+and that the next publish, or ``invoke catalog.reconcile``, finishes it.
 """
 
 from __future__ import annotations
@@ -132,13 +135,27 @@ def channels(image: str) -> tuple[dict[str, str | None], dict[str, list[ChannelE
 
 
 def published(place: Target, cat: Catalog, moves: list[Move]) -> list[str]:
-    """The target's lines for ``moves``; its error, should it fail, names what the catalog already moved."""
+    """The target's lines for the images ``moves`` moved; its error, should it fail, names what the catalog
+    already moved, and how it will be put right (the move stays marked pending)."""
+    names = sorted({m.name for m in moves})
     try:
-        return place.publish(cat, moves)
+        return place.publish(cat, names) if names else []
     except KilnError as exc:
         exc.message += f"; the catalog moved ({'; '.join(m.describe() for m in moves)}) but {place.name} was " \
                        "left as it was"
+        exc.hint = (f"it is marked pending: the next channel command or bake of {', '.join(names)}, or invoke "
+                    f"catalog.reconcile --target {place.name}, puts {place.name} where the catalog says")
         raise
+
+
+def reconcile(target: str = "local", region: str = "", *, dry_run: bool = False) -> list[str]:
+    """Put every image's channels where deployers read them (SSM on aws) as the catalog has them; the lines
+    say what differed (``dry_run``: would differ). A target whose deployers read the catalog has nothing to do."""
+    with opened(target, region) as (place, cat):
+        lines = place.publish(cat, None, dry_run=dry_run)
+        if not lines:
+            return [f"{place.name}: every channel is where the catalog says"]
+        return lines
 
 
 def promote(ref: str, channel: str, target: str = "local", region: str = "") -> ChannelChange:

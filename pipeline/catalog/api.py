@@ -27,6 +27,7 @@ from pipeline.catalog import channels as chan
 from pipeline.catalog import export as exp
 from pipeline.catalog import fences as fen
 from pipeline.catalog import lifecycle as life
+from pipeline.catalog import pending as pend
 from pipeline.catalog import queries as q
 from pipeline.catalog import schema
 from pipeline.catalog.leases import LeaseBook
@@ -69,6 +70,7 @@ class Catalog:
     def __init__(self, store: CatalogStore) -> None:
         self.store = store
         self.fences: dict[str, fen.Fence] = {}  # image → the lease generation this process's bake of it holds
+        self.mirrored_by: str | None = None  # the target that mirrors channels outside the catalog (``pending``)
 
     @classmethod
     def open(cls, path: Path | str, *, create: bool = True) -> Catalog:
@@ -126,8 +128,16 @@ class Catalog:
 
     def set_status(self, name: str, version: str, status: str, *, report: str | None = None,
                    reason: str | None = None) -> None:
-        """Move a version to ``status``, keeping the history."""
-        self._bake_write(name, lambda db: life.set_status(db, name, version, status, report=report, reason=reason))
+        """Move a version to ``status``, keeping the history (channels it moves are marked pending in the same
+        transaction, on a target that mirrors them)."""
+
+        def change(db: Db) -> None:
+            before = q.channels(db, name) if self.mirrored_by else None
+            life.set_status(db, name, version, status, report=report, reason=reason)
+            if self.mirrored_by and q.channels(db, name) != before:
+                pend.mark(db, [name], self.mirrored_by, f"{name}@{version} {status}")
+
+        self._bake_write(name, change)
 
     def resume(self, name: str, version: str, *, reason: str) -> None:
         """An interrupted bake goes on: its record is ``building`` again."""
@@ -154,22 +164,44 @@ class Catalog:
 
     def promote(self, name: str, version: str, channel: str, *, check: Check | None = None) -> Move:
         """Point a named channel at a verified version; ``check`` may refuse it before anything is written."""
-        return self.store.write(lambda db: checked(db, chan.promote(db, name, version, channel), check))
+        return self.store.write(lambda db: self._mirrored(db, checked(db, chan.promote(db, name, version, channel),
+                                                                      check)))
 
     def rollback(self, name: str, channel: str, *, check: Check | None = None) -> Move:
         """Move a named channel back one step."""
-        return self.store.write(lambda db: checked(db, chan.rollback(db, name, channel), check))
+        return self.store.write(lambda db: self._mirrored(db, checked(db, chan.rollback(db, name, channel), check)))
 
     def revoke(self, name: str, version: str, *, reason: str, cascade: bool,
                check: Check | None = None) -> tuple[list[str], list[Move]]:
         """Revoke a version (and its descendants with ``cascade``); returns what was revoked and what moved."""
-        return self.store.write(lambda db: checked(db, chan.revoke(db, name, version, reason=reason, cascade=cascade),
-                                                   check))
+        return self.store.write(lambda db: self._mirrored(db, checked(
+            db, chan.revoke(db, name, version, reason=reason, cascade=cascade), check)))
 
     def restore(self, name: str, version: str, *, cascade: bool = False,
                 check: Check | None = None) -> tuple[list[str], list[Move]]:
         """Undo a revoke; returns what was restored and what moved."""
-        return self.store.write(lambda db: checked(db, chan.restore(db, name, version, cascade=cascade), check))
+        return self.store.write(lambda db: self._mirrored(db, checked(
+            db, chan.restore(db, name, version, cascade=cascade), check)))
+
+    def _mirrored(self, db: Db, result: R) -> R:
+        """A channel write's ``result``, its moved images marked pending in the same transaction on a target
+        that mirrors channels: a publish that fails or never runs leaves a mark the next one clears."""
+        moved = [result] if isinstance(result, Move) else result[1]
+        if self.mirrored_by and moved:
+            pend.mark(db, (m.name for m in moved), self.mirrored_by, "; ".join(m.describe() for m in moved))
+        return result
+
+    def pending(self) -> dict[str, str]:
+        """Images whose channels moved here and are not yet mirrored by the target (name → the mark's token)."""
+        target = self.mirrored_by
+        return self.store.read(lambda db: pend.marks(db, target)) if target else {}
+
+    def mirrored(self, seen: Mapping[str, str]) -> None:
+        """The target now says what the catalog does for ``seen`` (as read by ``pending`` before the catalog
+        was): their marks go, unless a newer move replaced them meanwhile."""
+        target = self.mirrored_by
+        if target and seen:
+            self.store.write(lambda db: pend.clear(db, target, seen))
 
     # -- reads -------------------------------------------------------------------------
 

@@ -14,14 +14,14 @@ only; none of them ever names a target.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.catalog import Artifact, Catalog, ImageRecord, Move
+from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths, Project
 from pipeline.guest import Guest, Unreachable
 from pipeline.janitor import CatalogView
@@ -144,8 +144,9 @@ class Target(Protocol):
         """A machine of ``layer``'s stored image to verify; gone when the block ends, whatever happens."""
         ...
 
-    def publish(self, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
-        """Mirror channel moves where deployers read them; one line per change."""
+    def publish(self, catalog: Catalog, images: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
+        """Put the channels of ``images`` (None: every image) where deployers read them as the catalog has them
+        now (a reconcile); one line per change, each with what it was; ``dry_run``: what would change."""
         ...
 
     def default_region(self, region: str) -> str | None:

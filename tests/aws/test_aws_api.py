@@ -105,27 +105,29 @@ def test_a_retry_adopts_even_when_the_catalog_lost_the_record(api_env):
 
 
 def app_to_publish(api_env, monkeypatch):
-    """us-east-1's latest on an old AMI; a new app version with an AMI in each region; the aws target."""
+    """us-east-1's latest on an old AMI; a new verified app version with an AMI in each region (not yet
+    published); the aws target and its catalog."""
     from pipeline.catalog import Artifact
     from pipeline.config import default_paths
     from pipeline.targets.aws import AwsTarget
 
     boto3.client("ssm", region_name="us-east-1").put_parameter(
         Name="/kiln/images/app/latest", Value="ami-0old00000000000001", Type="String", DataType="aws:ec2:image")
-    cat = shared_catalog()
+    for key, value in api_env.items():
+        if key.startswith("KILN_"):
+            monkeypatch.setenv(key, value)
+    target = AwsTarget(default_paths())
+    cat = target.open_catalog()
     v = cat.begin_bake(name="app", parent=None, fingerprint="sha256:" + "a" * 64, git_commit="c", git_dirty=False,
                        run_id="r", log_dir="/l")
     for region in REGIONS:
         cat.add_artifact("app", v, Artifact(target="aws", id=f"ami-0new{region[:2]}0000000001", region=region))
-    for key, value in api_env.items():
-        if key.startswith("KILN_"):
-            monkeypatch.setenv(key, value)
-    return cat, v, AwsTarget(default_paths())
+    cat.set_status("app", v, "verified")
+    return cat, v, target
 
 
 def test_publishing_is_all_or_nothing(api_env, monkeypatch):
     """An SSM error in the second region puts the first back: deployers never see regions disagree."""
-    from pipeline.catalog import Move
 
     ssm = {r: boto3.client("ssm", region_name=r) for r in REGIONS}
     cat, v, target = app_to_publish(api_env, monkeypatch)
@@ -135,7 +137,7 @@ def test_publishing_is_all_or_nothing(api_env, monkeypatch):
 
     target.account.client("ssm", "eu-west-1").meta.events.register("before-call.ssm.PutParameter", refuse)
     with pytest.raises(RuntimeError, match="SSM is down"):
-        target.publish(cat, [Move("app", "latest", None, v)])
+        target.publish(cat, ["app"])
     assert ssm["us-east-1"].get_parameter(Name="/kiln/images/app/latest")["Parameter"]["Value"] == \
         "ami-0old00000000000001"
     with pytest.raises(ssm["eu-west-1"].exceptions.ParameterNotFound):
@@ -146,7 +148,6 @@ def test_throttling_then_a_failed_undo_is_one_line_naming_every_regions_final_va
     """SSM throttles in the second region, and putting the first back fails too: nothing is silent."""
     from botocore.exceptions import ClientError
 
-    from pipeline.catalog import Move
     from pipeline.errors import CloudError
 
     ssm = boto3.client("ssm", region_name="us-east-1")
@@ -160,7 +161,7 @@ def test_throttling_then_a_failed_undo_is_one_line_naming_every_regions_final_va
     target.account.client("ssm", "us-east-1").meta.events.register("before-call.ssm.PutParameter", throttle)
     target.account.client("ssm", "eu-west-1").meta.events.register("before-call.ssm.DeleteParameter", throttle)
     with pytest.raises(CloudError) as failed:
-        target.publish(cat, [Move("app", "latest", None, v)])
+        target.publish(cat, ["app"])
     message = failed.value.message
     assert message.startswith("ssm: cannot publish the channels (ThrottlingException); undo failed: "), message
     assert message.endswith("undo failed: eu-west-1 /kiln/images/app/latest left at ami-0neweu0000000001 (should be "

@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import pytest
 
 from pipeline import targets
 from pipeline.app import baking
-from pipeline.catalog import Artifact, Catalog, ImageRecord, Move
+from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths
 from pipeline.layer import Earlier, Layer, Source
 from pipeline.run import Run
@@ -31,6 +31,7 @@ from pipeline.targets.base import Leftover
 from tests.conftest import ROOT
 
 PUBLISHED: list[str] = []
+MIRROR: dict[tuple[str, str], str | None] = {}  # where the fake target's deployers read channels
 
 
 class LocalMachine:
@@ -138,9 +139,16 @@ class FakeTarget:
             raise FakeTarget.boot_error
         yield LocalMachine()
 
-    def publish(self, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
-        lines = [f"fake: {m.name}/{m.channel} → {m.to_version}" for m in moves]
-        PUBLISHED.extend(lines)
+    def publish(self, catalog: Catalog, images: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
+        """Mirror the catalog's channels into MIRROR, a line per channel that differed."""
+        lines = []
+        for name in sorted(images if images is not None else {r.name for r in catalog.versions()}):
+            for channel, version in catalog.channels(name).items():
+                if MIRROR.get((name, channel)) != version:
+                    lines.append(f"fake: {name}/{channel} → {version}")
+                    if not dry_run:
+                        MIRROR[(name, channel)] = version
+        PUBLISHED.extend([] if dry_run else lines)
         return lines
 
     def default_region(self, region: str) -> str | None:
@@ -192,6 +200,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(key, str(value))
     monkeypatch.setitem(targets.TARGETS, "fake", FakeTarget)
     PUBLISHED.clear()
+    MIRROR.clear()
     return root
 
 

@@ -53,6 +53,16 @@ def wait_for_lease(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
     raise AssertionError(f"no lease was taken: {holder.communicate()[0] if holder.poll() is not None else ''}")
 
 
+def wait_for_record(tmp_path: Path, holder: subprocess.Popen[str], image: str) -> None:
+    """Until the holder's bake of ``image`` is recorded (building): past its lease, into its build."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and holder.poll() is None:
+        if (tmp_path / "shared" / "catalog.db").exists() and "building" in statuses(tmp_path, image):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no bake was recorded: {holder.communicate()[0] if holder.poll() is not None else ''}")
+
+
 def statuses(tmp_path: Path, image: str) -> list[str]:
     with Catalog.open(tmp_path / "shared" / "catalog.db", create=False) as cat:
         return [r.status for r in cat.versions(image)]
@@ -84,7 +94,7 @@ def test_no_wait_exits_75_naming_the_holder(project, tmp_path):  # noqa: F811
 
 def test_a_killed_holders_lease_expires_and_is_taken_over(project, tmp_path):  # noqa: F811
     first = machine(tmp_path, "a", "trunk", build_seconds=120, lease_seconds=2)
-    wait_for_lease(tmp_path, first)
+    wait_for_record(tmp_path, first, "trunk")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     second = machine(tmp_path, "b", "trunk", lease_seconds=2)

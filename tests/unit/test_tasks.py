@@ -29,6 +29,7 @@ def test_list_shows_every_task_with_help(root, tmp_path):
     (("bake", "app", "--target", "gcp"), "unknown target 'gcp'"),
     (("catalog.list",), "no catalog at"),
     (("catalog.export",), "no catalog at"),
+    (("catalog.reconcile",), "no catalog at"),
 ])
 def test_bad_input_is_one_line(root, tmp_path, args, message):
     done = run(root, *args, home=tmp_path)
@@ -119,3 +120,11 @@ def test_start_up_does_not_load_what_only_one_task_needs(root):
             " 'debian.deb822' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[] False", done.stdout + done.stderr
+
+
+def test_reconcile_locally_has_nothing_to_put_right_and_changes_nothing(root, seeded):
+    home, _, _ = seeded
+    before = (home / "catalog.db").read_bytes()
+    done = run(root, "catalog.reconcile", "--dry-run", home=home)
+    assert done.returncode == 0 and done.stdout == "local: every channel is where the catalog says\n", done.stderr
+    assert (home / "catalog.db").read_bytes() == before

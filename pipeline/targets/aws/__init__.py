@@ -13,13 +13,13 @@ SQLite file. Retention and the janitor work in every configured region
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
-from pipeline.catalog import Artifact, Catalog, ImageRecord, Move
+from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.catalog.s3_store import S3Store
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
@@ -29,7 +29,7 @@ from pipeline.layer import Earlier, Layer, Source
 from pipeline.prune import Decision
 from pipeline.run import Run
 from pipeline.targets.aws import account as aws
-from pipeline.targets.aws import amis, instance, janitor, retention, ssm
+from pipeline.targets.aws import amis, instance, janitor, mirror, retention
 from pipeline.targets.aws.packer_chroot import PackerChroot
 from pipeline.targets.aws.packer_ebs import PackerEbs
 from pipeline.targets.aws.settings import AwsSettings, load
@@ -67,11 +67,15 @@ class AwsTarget:
         self.account.identity()
 
     def open_catalog(self, *, create: bool = True) -> Catalog:
-        """The shared S3 document when a bucket is configured, else the SQLite file (KILN_HOME, or KILN_CATALOG)."""
+        """The shared S3 document when a bucket is configured, else the SQLite file (KILN_HOME, or KILN_CATALOG);
+        its channel moves are marked pending until SSM mirrors them (``mirror``)."""
         if self.settings.catalog_bucket:
-            return Catalog(S3Store(self.account.client("s3"), self.settings.catalog_bucket, self.settings.catalog_key,
-                                   create=create))
-        return Catalog.open(self.paths.catalog, create=create)
+            cat = Catalog(S3Store(self.account.client("s3"), self.settings.catalog_bucket, self.settings.catalog_key,
+                                  create=create))
+        else:
+            cat = Catalog.open(self.paths.catalog, create=create)
+        cat.mirrored_by = self.name
+        return cat
 
     @cached_property
     def ssh_cidr(self) -> str:
@@ -140,9 +144,9 @@ class AwsTarget:
         """A test instance of the AMI."""
         return instance.guest(run, layer, self)
 
-    def publish(self, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
-        """Mirror channel moves to ``<ssm_prefix>/<image>/<channel>`` in every region, all or nothing."""
-        return ssm.publish(self.account, catalog, moves)
+    def publish(self, catalog: Catalog, images: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
+        """``<ssm_prefix>/<image>/<channel>`` in every region, all or nothing, where the catalog says now."""
+        return mirror.publish(self.account, catalog, images, dry_run=dry_run)
 
     def default_region(self, region: str) -> str | None:
         """The build region unless one is given."""

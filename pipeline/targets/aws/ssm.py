@@ -1,22 +1,21 @@
-"""Channels as SSM parameters: ``<ssm_prefix>/<image>/<channel>`` in every region, published all or nothing.
+"""Channels as SSM parameters: ``<ssm_prefix>/<image>/<channel>`` in every region, changed all or nothing.
 
 Deploy tooling reads these parameters, so they must never disagree with one
 another: a set of changes either lands in every region, or what had moved is
 put back (the previous value, or no parameter where there was none) and the
 error goes on to the caller as one line (``CloudError``: throttling, a 5xx, a
 refusal), with every region an undo could not put back and the value it is
-left with. A bake's record step then does not keep its verdict; a channel
-command's error says the catalog moved and SSM did not.
+left with. What the changes are is ``mirror``'s: the catalog's channels; the
+catalog keeps the move marked pending until a later publish lands.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-from pipeline.catalog import Catalog, Move
 from pipeline.errors import KilnError, cloud_error
 from pipeline.targets.aws.account import Account
 from pipeline.targets.aws.settings import AwsSettings
@@ -108,22 +107,3 @@ def all_or_nothing(account: Account) -> Iterator[Changes]:
             sys.stderr.write("kiln: ssm: undo failed: " + "; ".join(failed) + "\n")
         raise
 
-
-def publish(account: Account, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
-    """Mirror channel moves in every region; one line per parameter written or removed."""
-    settings, lines = account.settings, []
-    with all_or_nothing(account) as changes:
-        for move in moves:
-            name = ssm_name(settings, move.name, move.channel)
-            if move.to_version is None:
-                for region in settings.regions:
-                    changes.delete(region, name)
-                lines.append(f"ssm: removed {name} (no good version left)")
-                continue
-            rec = catalog.get(move.name, move.to_version)
-            by_region = {a.region: a.id for a in rec.artifacts if a.target == "aws" and a.region in settings.regions}
-            for region, ami in sorted(by_region.items()):
-                changes.put(region, name, ami, f"Kiln: {move.name} on channel {move.channel}")
-            if by_region:
-                lines.append(f"ssm: {name} → {', '.join(f'{r}:{a}' for r, a in sorted(by_region.items()))}")
-    return lines

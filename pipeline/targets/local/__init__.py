@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from pipeline import foundation, vm
-from pipeline.catalog import Artifact, Catalog, ImageRecord, Move
+from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
 from pipeline.guest import Guest
@@ -153,7 +153,7 @@ class LocalTarget:
         """The stored file of the layer under test."""
         return next(a.path for a in layer.artifacts if a.target == self.name and a.path)
 
-    def publish(self, catalog: Catalog, moves: Sequence[Move]) -> list[str]:
+    def publish(self, catalog: Catalog, images: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
         """Deployers read the catalog itself: nothing to mirror."""
         return []
 
