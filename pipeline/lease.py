@@ -7,7 +7,9 @@ then the image is decided again: the other bake's verified image is then up
 to date, and an image whose holder died (its lease expired unrenewed) is
 taken over, going on with what the holder left, by the target's usual rules
 for an earlier attempt. With ``wait=False`` a held lease fails at once
-(exit 75, EX_TEMPFAIL). While the bake works a thread renews the lease; a
+(exit 75, EX_TEMPFAIL), and so does one still held after ``patience``
+(``KILN_WAIT_SECONDS``): a holder that renews but never finishes — hung in a
+call that never returns — blocks a waiter no longer than that. While the bake works a thread renews the lease; a
 lease lost anyway (this machine stalled past its expiry) stops the bake
 before its next step, and a bake that woke after a takeover cannot write at all:
 a new holder's first write bumps the lease's generation in the catalog
@@ -31,6 +33,8 @@ from pipeline.progress import Reporter
 
 LEASE_ENV = "KILN_LEASE_SECONDS"
 DEFAULT_TTL = 180.0  # renewed every third of it; a dead holder's image waits this long (plus the store's margin)
+WAIT_ENV = "KILN_WAIT_SECONDS"
+DEFAULT_PATIENCE = 6 * 3600.0  # the weekly job's own timeout: a hung holder blocks a waiter no longer
 
 
 class LeaseHeld(KilnError):
@@ -44,6 +48,11 @@ def ttl_from(env: dict[str, str] | os._Environ[str]) -> float:
     return float(env.get(LEASE_ENV) or DEFAULT_TTL)
 
 
+def patience_from(env: dict[str, str] | os._Environ[str]) -> float:
+    """How long a bake waits for another machine's live lease: ``KILN_WAIT_SECONDS``, else 6 h."""
+    return float(env.get(WAIT_ENV) or DEFAULT_PATIENCE)
+
+
 @dataclass
 class Keeper:
     """The leases of one run: claims, waits, renewals, releases."""
@@ -52,6 +61,7 @@ class Keeper:
     target: str
     wait: bool = True
     ttl: float = DEFAULT_TTL
+    patience: float = DEFAULT_PATIENCE  # a holder that renews but never finishes (hung) is waited for this long
     lost: dict[str, str] = field(default_factory=dict)  # image → why its lease was lost
     renewed: dict[str, float] = field(default_factory=dict)  # image → when its lease was last claimed or renewed
 
@@ -94,6 +104,7 @@ class Keeper:
     def acquire(self, catalog: Catalog, reporter: Reporter, want: Lease) -> Lease:
         """``want``, claimed: at once when free, after waiting for a live holder, or taken over from a dead one."""
         seen: Lease | None = None
+        give_up = time.monotonic() + self.patience
         while True:
             got, dead = catalog.leases.claim(want, self.ttl)
             if got.ours(want):
@@ -109,7 +120,13 @@ class Keeper:
                 reporter.line(f"{want.image}: {want.subject} is being baked by {got.holder} since {got.since()}; "
                               f"waiting for it")
             seen = got
-            time.sleep(min(5.0, self.ttl / 3))
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise LeaseHeld(f"{want.subject} is still being baked by {got.holder} since {got.since()}: gave "
+                                f"up after waiting {self.patience:.0f} s",
+                                hint=f"its holder may be hung (invoke catalog.leases names it); {WAIT_ENV} sets "
+                                     f"how long a bake waits")
+            time.sleep(min(5.0, self.ttl / 3, left))
 
     def renew(self, catalog: Catalog, reporter: Reporter, lease: Lease, stop: threading.Event) -> None:
         """Renew ``lease`` every third of its time to live until ``stop``; a loss is kept for ``check``."""

@@ -15,7 +15,7 @@ from pipeline.app import parallel
 from pipeline.catalog import Catalog
 from pipeline.errors import ConfigError, KilnError
 from pipeline.layer import Git
-from pipeline.lease import Keeper, ttl_from
+from pipeline.lease import Keeper, patience_from, ttl_from
 from pipeline.plan import Decision, Planner
 from pipeline.progress import Reporter, Row
 from pipeline.run import Run, StepHook, new_run_id
@@ -103,7 +103,7 @@ def bake(image: str, *, all_: bool = False, force: bool = False, target: str = "
         spawn = spawn or parallel.invoke_bake(options, names if force else ())
         return parallel.bake_many(project, result, paths.logs / run_id, reporter, spawn, jobs=jobs,
                                   fail_fast=fail_fast)
-    keeper = Keeper(run_id, place.name, wait=wait, ttl=ttl_from(os.environ))
+    keeper = Keeper(run_id, place.name, wait=wait, ttl=ttl_from(os.environ), patience=patience_from(os.environ))
     with place.open_catalog() as cat:
         run = Run(paths=paths, project=project, catalog=cat, reporter=reporter, target=place, builders=builders,
                   git=Git.of(paths.project), run_id=run_id, tool_values=values, verbose=verbose,

@@ -125,6 +125,22 @@ def test_a_lost_lease_stops_the_bake_before_its_next_step(tmp_path):
     assert any("stopping before the next step" in line for line in lines)
 
 
+def test_a_waiter_gives_up_on_a_holder_that_renews_but_never_finishes(tmp_path):
+    Catalog.open(tmp_path / "catalog.db").close()
+    decision = Decision("app", BAKE, ("never built",), inputs=Inputs({}, {"a": "1"}))
+    reporter = Reporter(stream=open(os.devnull, "w"))  # noqa: SIM115
+    with Catalog.open(tmp_path / "catalog.db") as cat, Keeper("run-1", "local").held(cat, reporter, lambda: decision):
+        waiter = Keeper("run-2", "local", ttl=1.5, patience=1.0)  # the holder's lease stays live throughout
+        started = time.monotonic()
+        with pytest.raises(LeaseHeld) as held, Catalog.open(tmp_path / "catalog.db") as other, \
+                waiter.held(other, reporter, lambda: decision):
+            pass
+        assert time.monotonic() - started >= 1.0  # it did wait, as long as it was told
+        assert held.value.exit_code == 75 and "(run run-1)" in held.value.message
+        assert "is still being baked by" in held.value.message and "gave up after waiting 1 s" in held.value.message
+        assert "KILN_WAIT_SECONDS" in (held.value.hint or "")
+
+
 def test_held_leases_refuse_a_second_keeper_that_does_not_wait(tmp_path):
     Catalog.open(tmp_path / "catalog.db").close()
     decision = Decision("app", BAKE, ("never built",), inputs=Inputs({}, {"a": "1"}))
