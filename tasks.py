@@ -193,8 +193,7 @@ def prune(c, keep="3", dry_run=False, target="local", region=""):
 @task(help={"target": "aws (default: resources in every region) or local (scratch folders of killed runs, "
                       "half-stored images, abandoned foundation builds)",
             "dry_run": "report only, remove nothing",
-            "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0); a run holding "
-                          "a lease or image lock is alive and never touched",
+            "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0)",
             "region": REGION_HELP})
 def janitor(c, target="aws", dry_run=False, older_than="3h", region=""):
     """Find and remove what killed bakes left: AWS resources by run-id tag, or local scratch and half-stored files."""

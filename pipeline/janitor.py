@@ -1,13 +1,10 @@
-"""The janitor's rules, for every target: a run's age from its id, which ages count, which runs are alive.
+"""The janitor's rules, for every target: a run's age from its id, and which ages count.
 
 Every resource a bake creates is named or tagged with its run id, and a run id
 starts with the time the run began (``YYYYMMDDTHHMMSSZ-xxxxxx``). The janitor
-only touches runs older than ``--older-than`` (default 3 hours), and never a
-run that is alive: one holding a live lease in the catalog (any machine) or an
-image lock on this machine. Age alone cannot tell: a run id is made once per
-invoke, before lease waits and the chain's later layers, and on another
-machine's clock. Each target says what its killed runs leave behind
-(``Target.leftovers``).
+only touches runs older than ``--older-than`` (default 3 hours: longer than any
+bake, so a bake running on another Jenkins agent right now is left alone); each
+target says what its killed runs leave behind (``Target.leftovers``).
 """
 
 from __future__ import annotations
@@ -53,12 +50,6 @@ def run_started(run_id: str) -> datetime | None:
     if not match:
         return None
     return datetime.strptime(match.group(1)[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-
-
-def alive(run: str, live: set[str]) -> bool:
-    """Whether the run named in ``run`` (a run id, or a name containing one) is among the ``live`` ones."""
-    match, ids = RUN_RE.search(run), {m.group(1) for r in live if (m := RUN_RE.search(r))}
-    return match is not None and match.group(1) in ids
 
 
 def run_of(tags: Mapping[str, str], name: str = "") -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import config, janitor, locks, prune, targets, validate
+from pipeline import config, janitor, prune, targets, validate
 from pipeline import scaffold as scaffold_mod
 from pipeline.errors import CatalogMissing
-from pipeline.targets.base import Target
 from pipeline.validate import Finding
 
 
@@ -45,35 +44,25 @@ class SweepResult:
 
 
 def sweep(*, target: str = "aws", dry_run: bool = False, older_than: str = "3h", region: str = "") -> SweepResult:
-    """Find and remove what killed bakes left behind: runs older than ``older_than`` that are not alive (no
-    live lease in the catalog, no image lock on this machine), whatever their run id says."""
+    """Find and remove what killed bakes left behind (runs older than ``older_than``)."""
     age = janitor.parse_age(older_than)
-    paths = config.default_paths()
-    place = targets.open_target(target, paths, region=region)
-    seen, live = catalog_view(place)
-    live |= locks.live_runs(paths.locks)
-    found = place.leftovers(age, lambda: seen)
-    kept = [f"janitor: left {item.describe()} (run {item.run_id} is alive: it holds a lease or lock)"
-            for item in found if janitor.alive(item.run_id, live)]
-    found = [item for item in found if not janitor.alive(item.run_id, live)]
+    place = targets.open_target(target, config.default_paths(), region=region)
+
+    def view() -> janitor.CatalogView:
+        try:
+            cat = place.open_catalog(create=False)
+        except CatalogMissing as exc:
+            return janitor.CatalogView(str(exc).removeprefix("no catalog at "), missing=True)
+        with cat:
+            return janitor.CatalogView(cat.path, catalog_id=cat.identity(),
+                                       statuses={(r.name, r.version): r.status for r in cat.versions()})
+
+    found = place.leftovers(age, view)
     if not found:
-        return SweepResult([*kept, f"janitor: nothing left behind in {place.scope()}"])
+        return SweepResult([f"janitor: nothing left behind in {place.scope()}"])
     if dry_run:
-        return SweepResult([*kept, *(f"would remove {item.describe()}" for item in found)])
-    return SweepResult([*kept, *place.clean(found)])
-
-
-def catalog_view(place: Target) -> tuple[janitor.CatalogView, set[str]]:
-    """What the janitor knows of the catalog, and the runs holding a live lease in it (an unreadable store is
-    an error: a janitor that cannot tell which runs are alive deletes nothing)."""
-    try:
-        cat = place.open_catalog(create=False)
-    except CatalogMissing as exc:
-        return janitor.CatalogView(str(exc).removeprefix("no catalog at "), missing=True), set()
-    with cat:
-        return (janitor.CatalogView(cat.path, catalog_id=cat.identity(),
-                                    statuses={(r.name, r.version): r.status for r in cat.versions()}),
-                {lease.run_id for lease in cat.leases.live()})
+        return SweepResult([f"would remove {item.describe()}" for item in found])
+    return SweepResult(place.clean(found))
 
 
 def scaffold(name: str, parent: str = "base", forward: str = "") -> list[Path]:
