@@ -9,8 +9,8 @@ taken over, going on with what the holder left, by the target's usual rules
 for an earlier attempt. With ``wait=False`` a held lease fails at once
 (exit 75, EX_TEMPFAIL), and so does one still held after ``patience``
 (``KILN_WAIT_SECONDS``): a holder that renews but never finishes — hung in a
-call that never returns — blocks a waiter no longer than that. While the bake works a thread renews the lease; a
-lease lost anyway (this machine stalled past its expiry) stops the bake
+call that never returns — blocks a waiter no longer than that. While the bake
+works a thread renews the lease; a lease lost anyway (this machine stalled past its expiry) stops the bake
 before its next step, and a bake that woke after a takeover cannot write at all:
 a new holder's first write bumps the lease's generation in the catalog
 (``catalog.fences``) and every write of a bake carries the generation it got.

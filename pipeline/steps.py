@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pipeline import build, gate, machine, proc, record
-from pipeline.catalog import LeaseLost, Move
+from pipeline.catalog import LeaseLost
 from pipeline.errors import KilnError, VerificationFailed
 from pipeline.evidence import write_json
 from pipeline.layer import Layer
@@ -107,10 +107,8 @@ def leave_verdict(run: Run, layer: Layer, status: str, label: str) -> None:
         return
     except Exception:  # noqa: BLE001 — the catalog cannot be written: the bake's own error says why
         return
-    moves = [Move(name, ch, before.get(ch), after.get(ch)) for ch in sorted({*before, *after})
-             if before.get(ch) != after.get(ch)]
     try:
-        for line in run.target.publish(run.catalog, [name]) if moves or name in run.catalog.pending() else ():
+        for line in run.target.publish(run.catalog, [name]) if after != before or name in run.catalog.pending() else ():
             run.reporter.line(f"{layer.ref}: {line}")
     except Exception as exc:  # noqa: BLE001
         run.reporter.line(f"{layer.ref}: recorded {status}, but its channels could not be published ({exc})")

@@ -18,7 +18,7 @@ Example, as a deploy script would use it::
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -228,6 +228,17 @@ class Catalog:
     def channels(self, name: str) -> dict[str, str | None]:
         """Every channel of ``name`` and where it points (latest included)."""
         return self.store.read(lambda db: q.channels(db, name))
+
+    def pointed(self, names: Collection[str] | None = None) -> dict[tuple[str, str], tuple[Artifact, ...] | None]:
+        """(image, channel) → the artifacts of the version it points at (None: nowhere), for every channel of
+        ``names`` (None: every image), in one read: what a target mirrors."""
+
+        def query(db: Db) -> dict[tuple[str, str], tuple[Artifact, ...] | None]:
+            images = names if names is not None else {r.name for r in q.versions_of(db, None)}
+            return {(n, ch): tuple(q.get(db, n, v).artifacts) if v else None
+                    for n in sorted(images) for ch, v in q.channels(db, n).items()}
+
+        return self.store.read(query)
 
     def channel_history(self, name: str, channel: str) -> list[ChannelEvent]:
         """Every move of one channel, oldest first."""

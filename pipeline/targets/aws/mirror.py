@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from pipeline.catalog import Catalog
+from pipeline.catalog import Artifact, Catalog
 from pipeline.errors import cloud_error
 from pipeline.targets.aws import ssm
 from pipeline.targets.aws.account import Account
+from pipeline.targets.aws.settings import AwsSettings
 
 ROUNDS = 3  # a catalog that keeps moving while it is published: each round starts from the newest
 
@@ -39,18 +40,18 @@ class Difference:
     want: str | None
 
 
-def wanted(account: Account, catalog: Catalog, images: Collection[str]) -> dict[tuple[str, str], str | None]:
+Pointed = dict[tuple[str, str], tuple[Artifact, ...] | None]  # ``Catalog.pointed``
+
+
+def wanted(settings: AwsSettings, pointed: Pointed) -> dict[tuple[str, str], str | None]:
     """(region, parameter name) → the AMI the catalog's channels point at, None where there must be none."""
-    settings, want = account.settings, {}
-    for image in sorted(images):
-        for channel, version in catalog.channels(image).items():
-            name = ssm.ssm_name(settings, image, channel)
-            if version is None:
-                want.update({(region, name): None for region in settings.regions})
-                continue
-            for art in catalog.get(image, version).artifacts:
-                if art.target == "aws" and art.region in settings.regions:
-                    want[(art.region, name)] = art.id
+    want: dict[tuple[str, str], str | None] = {}
+    for (image, channel), artifacts in pointed.items():
+        name = ssm.ssm_name(settings, image, channel)
+        if artifacts is None:
+            want.update({(region, name): None for region in settings.regions})
+            continue
+        want.update({(a.region, name): a.id for a in artifacts if a.target == "aws" and a.region in settings.regions})
     return want
 
 
@@ -75,12 +76,11 @@ def differences(want: dict[tuple[str, str], str | None], have: dict[tuple[str, s
             if have.get((region, name)) != value]
 
 
-def unknown(account: Account, catalog: Catalog, have: dict[tuple[str, str], str]) -> list[str]:
+def unknown(settings: AwsSettings, pointed: Pointed, have: dict[tuple[str, str], str]) -> list[str]:
     """Parameters under the prefix naming an image or channel the catalog has never had: left as they are."""
-    known = {ssm.ssm_name(account.settings, rec.name, ch) for rec in catalog.versions()
-             for ch in catalog.channels(rec.name)}
-    return sorted({f"ssm: {name} is not a channel in the catalog: left as it is"
-                   for (_, name) in have if name not in known})
+    known = {ssm.ssm_name(settings, image, channel) for image, channel in pointed}
+    return sorted({f"ssm: {name} is not a channel in the catalog: left as it is" for (_, name) in have
+                   if name not in known})
 
 
 def publish(account: Account, catalog: Catalog, images: Collection[str] | None = None, *,
@@ -88,21 +88,21 @@ def publish(account: Account, catalog: Catalog, images: Collection[str] | None =
     """Put every region's parameters of ``images`` (None: every image) where the catalog says; one line per
     parameter changed (with ``dry_run``: would change), each with what it was."""
     lines: list[str] = []
+    seen, pointed = catalog.pending(), catalog.pointed(images)  # the marks first: a move after them keeps its own
     for _ in range(ROUNDS):
-        seen = catalog.pending()
-        names = set(images) if images is not None else {r.name for r in catalog.versions()} | set(seen)
-        want = wanted(account, catalog, names)
-        have = existing(account)
+        want, have = wanted(account.settings, pointed), existing(account)
         if images is None:
-            lines += [u for u in unknown(account, catalog, have) if u not in lines]
+            lines += [u for u in unknown(account.settings, pointed, have) if u not in lines]
         diffs = differences(want, have)
         lines += described(diffs, dry_run)
         if dry_run:
             return lines
         apply(account, diffs)
-        catalog.mirrored({n: t for n, t in seen.items() if n in names})
-        if wanted(account, catalog, names) == want:
+        catalog.mirrored(seen if images is None else {n: t for n, t in seen.items() if n in images})
+        seen, again = catalog.pending(), catalog.pointed(images)
+        if again == pointed:
             return lines
+        pointed = again
     return lines
 
 
@@ -111,14 +111,15 @@ def apply(account: Account, diffs: list[Difference]) -> None:
     with ssm.all_or_nothing(account) as changes:
         for d in diffs:
             if d.want is None:
-                changes.delete(d.region, d.name)
+                changes.delete(d.region, d.name, d.have)
             else:
-                changes.put(d.region, d.name, d.want, "Kiln: " + " on channel ".join(d.name.rsplit("/", 2)[-2:]))
+                image, channel = d.name.rsplit("/", 2)[-2:]
+                changes.put(d.region, d.name, d.want, f"Kiln: {image} on channel {channel}", d.have)
 
 
 def described(diffs: list[Difference], dry_run: bool) -> list[str]:
     """A line per parameter: its new value in each region that changes, and what each region had."""
-    lines, verb = [], "would put" if dry_run else ""
+    lines = []
     for name in dict.fromkeys(d.name for d in diffs):
         mine = [d for d in diffs if d.name == name]
         was = ", ".join(f"{d.region}:{d.have or 'absent'}" for d in mine)
@@ -126,5 +127,5 @@ def described(diffs: list[Difference], dry_run: bool) -> list[str]:
             lines.append(f"ssm: {'would remove' if dry_run else 'removed'} {name} (no good version left; was {was})")
         else:
             now = ", ".join(f"{d.region}:{d.want or 'absent'}" for d in mine)
-            lines.append(f"ssm: {verb + ' ' if verb else ''}{name} → {now} (was {was})")
+            lines.append(f"ssm: {'would put ' if dry_run else ''}{name} → {now} (was {was})")
     return lines

@@ -39,19 +39,18 @@ class Changes:
         except ssm.exceptions.ParameterNotFound:
             return None
 
-    def put(self, region: str, name: str, ami: str, description: str) -> None:
-        """Point ``name`` at ``ami`` in ``region`` (DataType ``aws:ec2:image``)."""
-        ssm = self.account.client("ssm", region)
-        self.before.append((region, name, self._previous(ssm, name)))
-        ssm.put_parameter(Name=name, Value=ami, Type="String", DataType="aws:ec2:image", Overwrite=True,
-                          Description=description)
+    def put(self, region: str, name: str, ami: str, description: str, was: str | None) -> None:
+        """Point ``name`` at ``ami`` in ``region`` (DataType ``aws:ec2:image``); it held ``was`` (None: absent)."""
+        self.before.append((region, name, was))
+        self.account.client("ssm", region).put_parameter(Name=name, Value=ami, Type="String",
+                                                         DataType="aws:ec2:image", Overwrite=True,
+                                                         Description=description)
 
-    def delete(self, region: str, name: str) -> None:
-        """Remove ``name`` in ``region`` (nothing when it is not there)."""
+    def delete(self, region: str, name: str, was: str) -> None:
+        """Remove ``name``, which held ``was``, in ``region`` (already gone: nothing to do)."""
         ssm = self.account.client("ssm", region)
-        previous = self._previous(ssm, name)
-        if previous is not None:
-            self.before.append((region, name, previous))
+        self.before.append((region, name, was))
+        with contextlib.suppress(ssm.exceptions.ParameterNotFound):
             ssm.delete_parameter(Name=name)
 
     def undo(self) -> list[str]:
