@@ -12,7 +12,8 @@ these hold (the fault each one survives in brackets):
   ``KILN_HOME`` reading another catalog: its AMIs are not this one's orphans];
 - nothing uses it: an SSM parameter, a launch template version, a launch
   configuration or an instance, in any configured region — the rules retention
-  applies [a catalog that lies: SSM still serving a version it marked failed];
+  applies but sharing, as ``retention`` says why [a catalog that lies: SSM still
+  serving a version it marked failed];
 - the catalog is there and holds records: against a missing or empty catalog
   the janitor refuses to run at all while Kiln AMIs exist [the S3 object deleted
   or emptied by hand, ``catalog_bucket`` unset].
@@ -70,7 +71,8 @@ def find(account: aws.Account, regions: Iterable[str], view: Callable[[], Catalo
         found += [item for item in _machines(ec2, region) if old(item.run_id)]
         found += [item for item in _images(ec2, region, images[region], seen) if old(item.run_id)]
     if any(item.kind == "image" for item in found):
-        used = retention.in_use(account, regions, leaving={i.id for i in found if i.kind == "instance"})
+        used = retention.in_use(account, regions, leaving={i.id for i in found if i.kind == "instance"},
+                                sharing=False)
         found = [item for item in found if item.kind != "image" or item.id not in used]
     return sorted(found, key=lambda item: (item.place, ORDER.index(item.kind), item.id))
 
