@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import machine, proc
+from pipeline.errors import CommandFailed
 from pipeline.guest import Guest
 
 
@@ -81,20 +82,27 @@ def run_playbook(work: Path, playbook: Path, *, inventory: Mapping[str, Any], ex
     secrets are kept out of it. A signal while it runs cancels the playbook and
     then stops the bake as anywhere else; a cancelled ansible-playbook that
     lives on in a session of its own (its command line names ``work``) is killed.
+    A playbook still running after ``KILN_TOOL_SECONDS`` is stopped: CommandFailed.
     An earlier run's artifacts under the same ``ident`` are cleared first: its
     events would otherwise be read back with this run's.
     """
     import ansible_runner
 
     shutil.rmtree(work / "artifacts" / ident, ignore_errors=True)
+    limit = max(1, int(proc.tool_seconds()))
     with without_secrets(), proc.deferred_signals() as cancelled:
         try:
-            return ansible_runner.run(
+            runner = ansible_runner.run(
                 private_data_dir=str(work), playbook=str(playbook), inventory=dict(inventory),
                 extravars=dict(extravars), envvars=dict(envvars), quiet=quiet, ident=ident,
-                cancel_callback=cancelled)
+                cancel_callback=cancelled, timeout=limit)
         finally:
             machine.kill_stray(f"{work}/inventory/")
+    if runner.status == "timeout":  # Kiln's world, not a verdict on the image: an error, not a changed task
+        raise CommandFailed(f"ansible-playbook {playbook.name} did not finish within {limit} s ({proc.TOOL_ENV}): "
+                            "stopped", log=work / "artifacts" / ident / "stdout",
+                            hint=f"a guest that stopped answering? {proc.TOOL_ENV} sets how long one tool may run")
+    return runner
 
 
 def idempotence(guest: Guest, *, project: Path, playbook: Path, extravars: Mapping[str, Any],

@@ -137,6 +137,7 @@ CHECKS: Mapping[str, Check] = {
     "KILN_PAUSE_SECONDS": seconds,
     "KILN_LEASE_SECONDS": lease_seconds,
     "KILN_WAIT_SECONDS": positive_seconds,
+    "KILN_TOOL_SECONDS": positive_seconds,
     "KILN_AWS_API_ONLY": one_of("0", "1"),
     "KILN_AWS_SSH_CIDR": cidr,
 }

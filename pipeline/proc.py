@@ -2,7 +2,11 @@
 
 Every child runs in its own process group, so an interrupt kills the tool and
 everything it started (Packer's QEMU, Ansible's SSH); output goes to a log file,
-never to the terminal unless the caller asks to stream it.
+never to the terminal unless the caller asks to stream it. No tool runs for
+ever: one still running after ``KILN_TOOL_SECONDS`` (default 3 h) — a Packer
+build, mmdebstrap, the specs' pytest hung on a guest that stopped answering — is
+stopped like an interrupted one and fails in one line naming the variable, so
+a hung bake releases its lease instead of renewing it for good.
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import CommandFailed, ToolMissing
+
+TOOL_ENV = "KILN_TOOL_SECONDS"
+DEFAULT_TOOL_SECONDS = 3 * 3600.0  # the longest a real build takes under TCG, with room; the weekly job has 6 h
+
+
+def tool_seconds(env: Mapping[str, str] | None = None) -> float:
+    """How long one external tool may run: ``KILN_TOOL_SECONDS``, else 3 h."""
+    return float((os.environ if env is None else env).get(TOOL_ENV) or DEFAULT_TOOL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,10 @@ def run(inv: Invocation, log: Path | None = None, *, check: bool = True, stream:
     ``tick(elapsed)`` is called every ``tick_every`` seconds while it runs, so long
     steps can show progress. On any exception (including KeyboardInterrupt) the
     whole process group is killed before the exception propagates, so nothing
-    outlives the caller.
+    outlives the caller; so it is when it outlives ``tool_seconds()``
+    (CommandFailed, whatever ``check`` says).
     """
+    limit = tool_seconds()
     start = time.monotonic()
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     try:
@@ -85,6 +99,10 @@ def run(inv: Invocation, log: Path | None = None, *, check: bool = True, stream:
             stdout=subprocess.PIPE if stream else out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        expired = threading.Event()
+        timer = threading.Timer(limit, lambda: (expired.set(), _kill_group(proc, grace=10.0)))
+        timer.daemon = True
+        timer.start()
         try:
             if stream and proc.stdout is not None:
                 for line in proc.stdout:
@@ -102,6 +120,8 @@ def run(inv: Invocation, log: Path | None = None, *, check: bool = True, stream:
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            timer.cancel()
         # Tools may leave children behind in their group (ssh control masters).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -109,6 +129,9 @@ def run(inv: Invocation, log: Path | None = None, *, check: bool = True, stream:
         if log:
             out.close()
     result = Result(inv.argv, proc.returncode, time.monotonic() - start, log)
+    if expired.is_set():
+        raise CommandFailed(f"{what or Path(inv.argv[0]).name} did not finish within {limit:g} s ({TOOL_ENV}): "
+                            "stopped", log=log, hint=f"see its log; {TOOL_ENV} sets how long one tool may run")
     if check and proc.returncode != 0:
         raise CommandFailed(
             f"{what or Path(inv.argv[0]).name} failed (exit {proc.returncode})", log=log)

@@ -82,3 +82,27 @@ def test_a_signal_during_an_ansible_runner_run_cancels_it_and_still_stops_kiln(t
         if str(playbook).encode() in cmdline or cmdline == b"sleep\x00120\x00":
             left.append(cmdline)
     assert left == []
+
+
+def test_a_playbook_that_outlives_kiln_tool_seconds_is_an_error_not_a_verdict(tmp_path, monkeypatch):
+    """A hung playbook (a guest that stopped answering) is stopped and raised as CommandFailed: an idempotence
+    or converge run must never read a timeout as a failed task of the image."""
+    import os
+    import sys
+
+    import pytest
+
+    from pipeline.errors import CommandFailed
+
+    monkeypatch.setenv("KILN_TOOL_SECONDS", "3")
+    playbook = tmp_path / "hung.yml"
+    playbook.write_text("---\n- hosts: all\n  gather_facts: false\n  tasks:\n"
+                        "    - name: Hang\n      ansible.builtin.command: sleep 120\n")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(CommandFailed, match=r"ansible-playbook hung.yml did not finish within 3 s "
+                                            r"\(KILN_TOOL_SECONDS\): stopped"):
+        ansible.run_playbook(
+            tmp_path / "run", playbook, quiet=True, ident="hung", extravars={},
+            inventory={"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                                       "ansible_python_interpreter": sys.executable}}}},
+            envvars={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TMPDIR": str(tmp_path)})

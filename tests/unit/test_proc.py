@@ -156,3 +156,23 @@ def test_an_ignored_signal_stays_ignored():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_tool_that_outlives_kiln_tool_seconds_is_stopped_and_fails_in_one_line(tmp_path, monkeypatch):
+    """A tool that hangs (a Packer build or the specs waiting on a guest that stopped answering) would keep its
+    bake's lease renewed for ever: it is stopped with its whole group, whatever ``check`` says."""
+    monkeypatch.setenv("KILN_TOOL_SECONDS", "1")
+    pidfile = tmp_path / "child.pid"
+    started = time.monotonic()
+    with pytest.raises(CommandFailed) as err:
+        proc.run(proc.Invocation(("sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait")), tmp_path / "h.log",
+                 check=False, what="packer build")
+    assert time.monotonic() - started < 20
+    assert "packer build did not finish within 1 s (KILN_TOOL_SECONDS): stopped" in err.value.oneline()
+    assert "KILN_TOOL_SECONDS" in err.value.hint
+    assert not alive(int(pidfile.read_text()))  # the tool's children went with it
+
+
+def test_a_tool_within_kiln_tool_seconds_is_not_stopped(tmp_path, monkeypatch):
+    monkeypatch.setenv("KILN_TOOL_SECONDS", "30")
+    assert proc.run(proc.Invocation(("true",)), tmp_path / "t.log").returncode == 0
