@@ -192,11 +192,13 @@ def prune(c, keep="3", dry_run=False, target="local", region=""):
 
 @task(help={"target": "aws (default: resources in every region) or local (scratch folders of killed runs, "
                       "half-stored images, abandoned foundation builds)",
-            "dry_run": "report only, remove nothing",
-            "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0)",
+            "dry_run": "report only, remove and mark nothing",
+            "older_than": "only runs that started at least this long ago (default 3h; e.g. 90m, 0); a run holding "
+                          "a lease or image lock is alive and never touched",
             "region": REGION_HELP})
 def janitor(c, target="aws", dry_run=False, older_than="3h", region=""):
-    """Find and remove what killed bakes left: AWS resources by run-id tag, or local scratch and half-stored files."""
+    """Find and remove what killed bakes left (AWS resources by run-id tag, or local scratch and half-stored files);
+    mark the building records no live bake holds interrupted."""
     guarded(lambda: print("\n".join(upkeep.sweep(target=target, dry_run=dry_run, older_than=older_than,
                                                  region=region).lines)))
 

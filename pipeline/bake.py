@@ -12,20 +12,19 @@ The catalog never says ``verified`` for an image that was not.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline import locks
 from pipeline import plan as plan_mod
 from pipeline.config import ImageSpec
 from pipeline.errors import VerificationFailed
 from pipeline.evidence import write_json
 from pipeline.inputs import Inputs
 from pipeline.layer import Earlier, Git, Layer, Source
-from pipeline.lease import Keeper, LeaseHeld
+from pipeline.lease import Keeper
 from pipeline.progress import Row
 from pipeline.run import Run
 from pipeline.steps import REVERIFY_STEPS, STEPS, run_steps, steps_from
@@ -117,27 +116,6 @@ def reverify_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Ro
         raise
 
 
-@contextlib.contextmanager
-def image_lock(run: Run, name: str, *, wait: bool = True) -> Iterator[None]:
-    """One bake of an image at a time on this machine; a second one waits, then re-plans (or, told not to
-    wait, fails as for another machine's lease: exit 75)."""
-    folder = run.paths.home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise LeaseHeld(f"{name}: another bake of {name} is running on this machine",
-                                hint="run again later, or without --no-wait to wait for it") from None
-            run.reporter.line(f"{name}: another bake of {name} is running on this machine; waiting for it")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 ACTIONS: dict[str, Callable[[Run, ImageSpec, plan_mod.Decision], Row]] = {
     plan_mod.BAKE: bake_layer,
     plan_mod.REVERIFY: reverify_layer,
@@ -164,7 +142,7 @@ def bake(run: Run, names: Sequence[str], *, force: Sequence[str] = ()) -> list[p
         spec = run.project.get(initial.image)
         try:
             decide = functools.partial(planner.decide, spec, parent_action=None, force=spec.name in force)
-            with image_lock(run, spec.name, wait=keeper.wait), \
+            with locks.image_lock(run.paths.locks, spec.name, run.run_id, run.reporter, wait=keeper.wait), \
                     keeper.held(run.catalog, run.reporter, decide) as decision:
                 if decision.action == plan_mod.UP_TO_DATE:
                     run.reporter.say(decision.describe())

@@ -48,9 +48,11 @@ class Paths:
     store: Path = field(init=False)  # content-addressed image store (local target)
     logs: Path = field(init=False)  # one directory per bake run
     runs: Path = field(init=False)  # scratch space of running bakes (temporary disks, keys, seeds)
+    locks: Path = field(init=False)  # one lock file per image, held while it bakes (``pipeline.locks``)
 
     def __post_init__(self, catalog_file: Path | None) -> None:
-        for name, below in (("catalog", "catalog.db"), ("store", "images"), ("logs", "logs"), ("runs", "runs")):
+        for name, below in (("catalog", "catalog.db"), ("store", "images"), ("logs", "logs"), ("runs", "runs"),
+                            ("locks", "locks")):
             object.__setattr__(self, name, self.home / below)
         if catalog_file is not None:
             object.__setattr__(self, "catalog", catalog_file)

@@ -158,6 +158,15 @@ class Catalog:
         self._bake_write(name, lambda db: life.record_verification(db, name, version, spec_digest=spec_digest,
                                                                    ok=ok, report=report))
 
+    def abandon(self, name: str, version: str, *, key: str, seen: Mapping[str, int], reason: str) -> bool:
+        """A building record left by a dead bake is marked interrupted, unless a bake claimed it since ``seen``
+        (``generations``) was read; whether it was."""
+        return self.store.write(lambda db: life.abandon(db, name, version, key, seen, reason))
+
+    def generations(self, name: str, key: str) -> dict[str, int]:
+        """Every target's lease generation on (image, key): read before the leases, given to ``abandon``."""
+        return self.store.read(lambda db: fen.generations(db, name, key))
+
     def mark_deleted(self, name: str, version: str, reason: str) -> None:
         """The artifact is gone; the record stays."""
         self.store.write(lambda db: life.mark_deleted(db, name, version, reason))

@@ -51,3 +51,9 @@ def check(db: sqlite3.Connection, fence: Fence | None) -> None:
         raise LeaseLost(f"{fence.image}: the lease was taken over ({now} now, this bake held generation "
                         f"{fence.generation}); its catalog write was refused",
                         hint="another machine bakes it now; see invoke catalog.leases")
+
+
+def generations(db: sqlite3.Connection, image: str, key: str) -> dict[str, int]:
+    """The current generation of every target's lease on (image, key)."""
+    return {target: int(gen) for target, gen in db.execute(
+        "SELECT target, generation FROM fences WHERE image=? AND key=?", (image, key))}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipeline import versions
+from pipeline.catalog import fences
 from pipeline.catalog.queries import image_id, status
 from pipeline.catalog.records import STATUSES, Artifact, actor, now_iso
 from pipeline.errors import CatalogError
@@ -118,3 +119,16 @@ def record_verification(db: sqlite3.Connection, name: str, version: str, *, spec
 def mark_deleted(db: sqlite3.Connection, name: str, version: str, reason: str) -> None:
     """The artifact is gone; the record stays, with its history."""
     move(db, image_id(db, name, version), "deleted", reason)
+
+
+def abandon(db: sqlite3.Connection, name: str, version: str, key: str, seen: Mapping[str, int], reason: str) -> bool:
+    """A ``building`` record no live bake holds (its holder died unreleased, or was paused past its lease)
+    becomes ``interrupted``, so its artifacts are judged like any interrupted bake's — unless a bake claimed
+    its lease since ``seen`` was read (a generation moved) or it is not building any more. Every target's
+    generation is bumped in the same change, so a paused holder that wakes is fenced off."""
+    if fences.generations(db, name, key) != dict(seen) or status(db, name, version) != "building":
+        return False
+    for target in seen:
+        fences.bump(db, name, key, target)
+    move(db, image_id(db, name, version), "interrupted", reason)
+    return True

@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.aws
 INVOKE = str(Path(sys.executable).parent / "invoke")
 OLD, NEW = "20261101T020000Z-0a1d0d", "29991231T235959Z-fe0e0e"
+HELD = "20261101T010000Z-0b2b2b"  # an old run still baking on another machine: its lease is live
 
 
 def tags(run, **extra):
@@ -44,11 +45,11 @@ def registered(region, run, name, version, catalog=""):
     return ami, snaps
 
 
-def record(cat, name, version, ami, status):
+def record(cat, name, version, ami, status, run=OLD):
     from pipeline.catalog import Artifact
 
     cat.begin_bake(name=name, parent=None, fingerprint="sha256:" + "0" * 64, git_commit="c", git_dirty=False,
-                   run_id=OLD, log_dir="/l", version=version)
+                   run_id=run, log_dir="/l", version=version)
     cat.add_artifact(name, version, Artifact(target="aws", id=ami, region="us-east-1"))
     cat.set_status(name, version, status)
 
@@ -143,3 +144,30 @@ def test_janitor_refuses_a_catalog_that_knows_nothing_while_kiln_amis_exist(aws,
     assert ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
     assert vol in {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
     assert (tmp_path / "catalog.db").exists() == (home == "empty")
+
+
+def test_a_building_record_no_live_bake_holds_is_marked_interrupted_and_its_ami_goes(aws, tmp_path):
+    """A bake killed after registering (SIGKILL: its record stays building, its lease expires) used to keep
+    its AMI forever. A building record whose lease is live — another machine's bake — stays, and so does its
+    AMI."""
+    from pipeline.catalog import Catalog, Lease
+
+    env = {**os.environ, "KILN_HOME": str(tmp_path), "KILN_AWS_REGION": "us-east-1"}
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        left_ami, _ = registered("us-east-1", OLD, "app", "2026.1101.020000", cat.identity())
+        held_ami, _ = registered("us-east-1", HELD, "db", "2026.1101.020000", cat.identity())
+        record(cat, "app", "2026.1101.020000", left_ami, "building")
+        record(cat, "db", "2026.1101.020000", held_ami, "building", run=HELD)
+        cat.leases.claim(Lease(image="db", key="sha256:" + "0" * 64, target="aws", actor="ci", host="agent-7",
+                               run_id=HELD), 600)
+    dry = subprocess.run([INVOKE, "janitor", "--target", "aws", "--dry-run"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    assert "would mark app@2026.1101.020000 interrupted" in dry.stdout and left_ami in dry.stdout, dry.stdout
+    assert held_ami not in dry.stdout and "db@" not in dry.stdout
+    done = subprocess.run([INVOKE, "janitor", "--target", "aws"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert left_ami not in images() and held_ami in images()
+    with Catalog.open(tmp_path / "catalog.db") as cat:
+        assert [cat.get(n, "2026.1101.020000").status for n in ("app", "db")] == ["interrupted", "building"]
