@@ -6,8 +6,9 @@ while it is shared with another account, an organisation or the public (their
 launch templates and instances cannot be seen from here: remove the launch
 permission to let it go) — the one rule prune and the janitor both apply, but
 for sharing, which only prune weighs: the janitor's AMIs are failed, interrupted
-or unrecorded ones no catalog or SSM parameter ever offered, and Kiln shares
-every AMI it registers, so keeping shared ones would keep all of them.
+or unrecorded ones no catalog or SSM parameter ever offered (or deleted ones,
+whose sharing prune weighed already), and Kiln shares every AMI it registers
+with ``[aws] share_accounts``, so keeping shared ones would keep all of them.
 Deregistering an AMI never deletes its snapshots on AWS: Kiln deletes them too,
 in every region the record lists.
 
