@@ -71,7 +71,8 @@ def test_in_use_sees_every_process_holding_an_image_open(tmp_path):
 
     image = tmp_path / "held.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
-    holder = subprocess.Popen(["sleep", "60"], stdin=open(image, "rb"))  # noqa: SIM115 — as a storage daemon would
+    with open(image, "rb") as fh:  # closed here at once: only the holder keeps it open, as a storage daemon would
+        holder = subprocess.Popen(["sleep", "60"], stdin=fh)
     try:
         assert upkeep.in_use()[str(image)].startswith("open in sleep (pid ")
     finally:
