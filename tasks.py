@@ -215,6 +215,15 @@ def catalog_export(c, target="local"):
     guarded(lambda: print(dumps(catalog_app.export(target))))
 
 
+@task(name="import", positional=["file"], help={
+    "file": "an export (invoke catalog.export > FILE), checked against the schema first",
+    "target": "local (default) or aws (the shared S3 catalog when configured)",
+    "replace": "replace a catalog that holds versions (refused without it)"})
+def catalog_import(c, file, target="local", replace=False):
+    """Restore the catalog from an export: versions, artifacts, histories and channels, as the file has them."""
+    guarded(lambda: print("\n".join(catalog_app.import_export(Path(file), target, replace=replace))))
+
+
 @task(name="report", help={"output": "where to write the page (a folder or a .html file; default report/); both "
                                      "SBOMs of every verified version go to sbom/ beside it",
                            "target": "local (default) or aws"})
@@ -279,7 +288,7 @@ def catalog_reconcile(c, target="local", dry_run=False, region=""):
     guarded(lambda: print("\n".join(catalog_app.reconcile(target, region, dry_run=dry_run))))
 
 
-catalog = Collection("catalog", catalog_list, catalog_export, catalog_resolve, catalog_diff, catalog_channels,
-                     catalog_report, catalog_sbom, catalog_check, catalog_leases, catalog_reconcile)
+catalog = Collection("catalog", catalog_list, catalog_export, catalog_import, catalog_resolve, catalog_diff,
+                     catalog_channels, catalog_report, catalog_sbom, catalog_check, catalog_leases, catalog_reconcile)
 ns = Collection(bake, plan, converge, validate, new, images, up, down, foundation, promote, rollback, revoke, restore,
                 prune, janitor, bench, faults, catalog)

@@ -1,5 +1,5 @@
 """The catalog tasks: reading it (list, export, report, resolve, diff, channels, sbom, check, leases), moving and
-reconciling channels.
+reconciling channels, restoring it from an export (import).
 
 A channel move is recorded in the catalog first (marked pending on a target
 that mirrors channels, in the same transaction), then the target puts the
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config, diff, foundation, report, sbom, targets, versions
-from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Lease, Move
+from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Lease, Move, imports
 from pipeline.errors import ConfigError, IntegrityError, KilnError
 from pipeline.targets.base import Target
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
@@ -75,6 +75,22 @@ def export(target: str = "local") -> dict[str, Any]:
     """The whole catalog (schema_version 1)."""
     with opened(target) as (_, cat):
         return cat.export()
+
+
+def import_export(file: Path, target: str = "local", *, replace: bool = False) -> list[str]:
+    """``invoke catalog.import``: the catalog restored from an export file, on purpose (``catalog.imports``)."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read it ({exc.strerror})", hint="give the path of an export") from None
+    doc = imports.read(text, str(file))
+    place = targets.open_target(target, config.default_paths())
+    with place.open_catalog(create=True) as cat:
+        count = cat.restore_export(doc, replace=replace)
+        lines = [f"imported {count} version(s) of {len({i['name'] for i in doc['images']})} image(s) into {cat.path}"]
+        if cat.pending():
+            lines.append(f"every image is marked publish pending: invoke catalog.reconcile --target {place.name}")
+    return lines
 
 
 def write_report(output: Path, target: str = "local") -> Path:

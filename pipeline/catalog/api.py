@@ -26,10 +26,10 @@ from pipeline import versions
 from pipeline.catalog import channels as chan
 from pipeline.catalog import export as exp
 from pipeline.catalog import fences as fen
+from pipeline.catalog import imports, schema
 from pipeline.catalog import lifecycle as life
 from pipeline.catalog import pending as pend
 from pipeline.catalog import queries as q
-from pipeline.catalog import schema
 from pipeline.catalog.leases import LeaseBook
 from pipeline.catalog.records import LATEST, Artifact, ChannelEvent, ImageRecord, Move
 from pipeline.catalog.sqlite_store import SqliteStore
@@ -269,6 +269,10 @@ class Catalog:
                 region: str | None = None) -> Artifact:
         """The artifact deploy tooling should use for ``name`` on ``channel``, ``target`` and ``region``."""
         return self.store.read(lambda db: q.resolve(db, name, channel_name=channel, target=target, region=region))
+
+    def restore_export(self, doc: Mapping[str, Any], *, replace: bool = False) -> int:
+        """Load a validated export (``imports.read``) in one write; the number of versions (``imports``)."""
+        return self.store.write(lambda db: imports.restore(db, doc, replace=replace, mirrored_by=self.mirrored_by))
 
     def export(self) -> dict[str, Any]:
         """The whole catalog in the documented JSON shape (schema_version 1)."""

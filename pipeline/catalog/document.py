@@ -20,7 +20,8 @@ from pipeline.catalog import schema
 from pipeline.catalog.export import export
 from pipeline.errors import CatalogError
 
-RESTORE = "restore a previous version of the object (S3 versioning) or a backup; Kiln left it as it is"
+RESTORE = ("restore a previous version of the object (S3 versioning), or delete it and invoke catalog.import FILE "
+           "with an export; Kiln left it as it is")
 
 
 class Damaged(CatalogError):

@@ -136,3 +136,27 @@ def test_reconcile_leaves_parameters_the_catalog_never_had(target):
     assert "ssm: /kiln/images/other/prod is not a channel in the catalog: left as it is" in lines
     assert ssm_value("us-east-1", "/kiln/images/other/prod") == "ami-0123456789abcdef0"
     assert ssm_value("us-east-1", "/kiln/images/app/latest") == ami("e", "us-east-1")
+
+
+def test_a_catalog_object_deleted_by_hand_is_restored_by_import_and_ssm_follows(target, tmp_path):
+    """The S3 document deleted (every command now refuses it); ``catalog.import`` of the last export brings
+    every version and channel back, marks every image pending, and reconcile puts SSM where it says."""
+    from pipeline.catalog import dumps
+
+    with target.open_catalog() as cat:
+        v = verified(cat, "a")
+        cat.promote("app", v, "prod")
+        target.publish(cat, ["app"])
+        saved = cat.export()
+    export = tmp_path / "before.json"
+    export.write_text(dumps(saved))
+    boto3.client("ssm", region_name=REGIONS[1]).delete_parameter(Name=PROD)  # drifted meanwhile
+    boto3.client("s3", region_name="us-east-1").delete_object(Bucket="kiln-catalog", Key="kiln/catalog.json")
+    lines = catalog_app.import_export(export, "aws")
+    assert lines == ["imported 1 version(s) of 1 image(s) into s3://kiln-catalog/kiln/catalog.json",
+                     "every image is marked publish pending: invoke catalog.reconcile --target aws"]
+    assert catalog_app.export("aws") == saved
+    catalog_app.reconcile("aws")
+    assert {ssm_value(r, PROD) for r in REGIONS} == {ami("a", r) for r in REGIONS}
+    with target.open_catalog(create=False) as cat:
+        assert cat.pending() == {}
