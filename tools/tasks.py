@@ -37,12 +37,14 @@ def bench(c, builders=False, jobs=False):
                           else bench_tool.main()))
 
 
-@task(help={"only": "all (default), interrupts (the local bake chain, about 25 minutes), aws (the AMI path on the "
-                    "EC2 twin, about 10 minutes) or writers",
+@task(help={"only": "all (default: interrupts, aws, writers), interrupts (the local bake chain, about 25 minutes), "
+                    "aws (the AMI path on the EC2 twin, about 10 minutes), writers, or world (lost replies, 5xx, "
+                    "throttling and damaged documents injected between Kiln and AWS, about 2 minutes)",
             "json": "also write every case's outcome and evidence to this JSON file",
             "keep": "keep the chain's KILN_HOME and KILN_CACHE in this folder (default: a temporary one)"})
 def faults(c, only="all", json="", keep=""):
-    """Interrupt real bakes of app in every phase (SIGINT, SIGTERM), race catalog writers; print the table."""
+    """Interrupt real bakes of app in every phase (SIGINT, SIGTERM), race catalog writers, or (--only world) inject
+    failures of the world between Kiln and AWS; print the table."""
     from tools import faults as fault_suite  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
 
     own_catalogs()

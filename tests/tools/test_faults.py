@@ -231,7 +231,7 @@ def test_invoke_faults_rejects_an_unknown_part(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "kiln: error: --only 'everything' is not a part of the suite — use all, interrupts, aws, writers"]
+        "kiln: error: --only 'everything' is not a part of the suite — use all, interrupts, aws, writers, world"]
 
 
 @pytest.mark.parametrize(("phase", "line"), [("build", "base@1: build: mounted, converging"),

@@ -12,7 +12,9 @@ private TMPDIR it gets, new mounts, FUSE exports, loop devices and /tmp entries
 on the machine, and catalog records that claim more than is true. The aws
 group does the same to the AMI path on the EC2 twin. It then runs fifty
 concurrent catalog writers on SQLite and on the S3 store (against a moto
-server on 127.0.0.1) and counts their updates.
+server on 127.0.0.1) and counts their updates. ``--only world`` runs the world
+group instead (``world``): lost replies, server errors, throttling and damaged
+documents injected between Kiln's command line and AWS by a proxy.
 
 Publishing is one catalog write, too short to hit with a signal by timing, so
 the suite sets ``KILN_PAUSE_AT=record:<image>``, which the command line turns
@@ -36,7 +38,7 @@ from tools.faults.judge import half_published, leftovers, private_tmp, version_i
 from tools.faults.watch import Watch, become_subreaper, descendants, phase_reached
 from tools.faults.writers import s3_writers, sqlite_writers
 
-PARTS = ("all", "interrupts", "aws", "writers")
+PARTS = ("all", "interrupts", "aws", "writers", "world")
 __all__ = ["CHAIN", "EXIT_CODES", "WRITERS", "Case", "Outcome", "Watch", "become_subreaper", "descendants",
            "half_published", "leftovers", "run", "s3_writers", "sqlite_writers", "table", "private_tmp", "version_in",
            "main", "phase_reached", "workspace", "write_json"]
@@ -108,14 +110,37 @@ def main(*, only: str = "all", json_path: Path | None = None, keep: Path | None 
     def say(line: str) -> None:
         print(line, flush=True)
 
+    if only == "world":
+        return world_main(keep, json_path, say)
     with workspace(keep) as folder:
         outcomes = run(folder, only=only, say=say)
     if json_path is not None:
         write_json(outcomes, json_path)
+    finish(table(outcomes), [f"{o.case}: {'; '.join(o.problems + o.details[:5]) or o.resumed}"
+                             for o in outcomes if not o.ok], len(outcomes), "fault case(s)")
+
+
+def world_main(keep: Path | None, json_path: Path | None, say: Callable[[str], None]) -> None:
+    """``invoke faults --only world``: failures of the world injected between Kiln and AWS; one table."""
+    import json
+    from dataclasses import asdict
+
+    from tools.faults.world import run_world
+    from tools.faults.world import table as world_table
+
+    with workspace(keep) as folder, own_tmp(folder / "suite-tmp"):
+        rows = run_world(folder, say)
+    if json_path is not None:
+        json_path.write_text(json.dumps([{**asdict(r), "ok": r.ok} for r in rows], indent=2) + "\n")
+    finish(world_table(rows), [f"{r.case}: {'; '.join(r.problems)}" for r in rows if not r.ok], len(rows),
+           "world case(s)")
+
+
+def finish(text: str, failures: list[str], total: int, what: str) -> None:
+    """Print the table and what failed; KilnError when anything did."""
     print()
-    print(table(outcomes))
-    failed = [o for o in outcomes if not o.ok]
-    for o in failed:
-        print(f"{o.case}: {'; '.join(o.problems + o.details[:5]) or o.resumed}", file=sys.stderr)
-    if failed:
-        raise KilnError(f"{len(failed)} of {len(outcomes)} fault case(s) failed (details above)")
+    print(text)
+    for line in failures:
+        print(line, file=sys.stderr)
+    if failures:
+        raise KilnError(f"{len(failures)} of {total} {what} failed (details above)")
