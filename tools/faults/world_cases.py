@@ -73,23 +73,57 @@ def lost_reply_on_a_status_change(world: World, row: Row) -> None:
     judge(world, row, latest=0)
 
 
-def lost_reply_on_a_lease_claim(world: World, row: Row) -> None:
+def proxied_s3(world: World) -> Any:
+    """An S3 client whose calls go through the faults (for the cases that use Kiln's Python API)."""
     import boto3
 
+    return boto3.session.Session().client("s3", region_name=REGIONS[0], endpoint_url=world.proxied,
+                                          aws_access_key_id="AKIAKILNTESTONLY0000",
+                                          aws_secret_access_key="kiln-test-secret-not-real")
+
+
+def lost_reply_on_a_lease_claim(world: World, row: Row) -> None:
     from pipeline.catalog import Lease
     from pipeline.catalog.s3_leases import S3Leases
 
     fault(world, "s3", "PutObject", "drop", path="lease")
-    client = boto3.session.Session().client("s3", region_name=REGIONS[0], endpoint_url=world.proxied,
-                                            aws_access_key_id="AKIAKILNTESTONLY0000",
-                                            aws_secret_access_key="kiln-test-secret-not-real")
     want = Lease(image="app", key="sha256:" + "7" * 64, target="aws", actor="ci", host="agent", run_id="run-a")
-    got, _ = S3Leases(client, BUCKET, KEY).claim(want, 600)
+    leases = S3Leases(proxied_s3(world), BUCKET, KEY)
+    got, _ = leases.claim(want, 600)
     other, _ = S3Leases(world.client("s3"), BUCKET, KEY).claim(
         Lease(image="app", key=want.key, target="aws", actor="laptop", host="other", run_id="run-b"), 600)
     if not (got.ours(want) and other.ours(want)):
         row.problems.append(f"the lease is held by {got.holder} / {other.holder}, expected run-a once")
-    row.message = f"held once by {other.holder}"
+    fault(world, "s3", "PutObject", "drop", path="lease")  # the renewal's reply lost too
+    renewed = leases.renew(got, 900)
+    fault(world, "s3", "DeleteObject", "drop", path="lease")  # and the release's
+    leases.release(renewed)
+    if S3Leases(world.client("s3"), BUCKET, KEY).live():
+        row.problems.append("the lease is still held after its release")
+    row.message = f"claimed, renewed and released once by {got.holder}"
+    judge(world, row)
+
+
+def lost_reply_on_a_bakes_writes(world: World, row: Row) -> None:
+    """begin_bake, add_artifact and set_status, each reply dropped once: one record, one artifact, one verdict."""
+    from pipeline.catalog import Artifact, Catalog
+    from pipeline.catalog.s3_store import S3Store
+
+    cat = Catalog(S3Store(proxied_s3(world), BUCKET, KEY, create=False))
+    fault(world, "s3", "PutObject", "drop", path=KEY, times=3)
+    version = cat.begin_bake(name="base", parent=None, fingerprint="sha256:" + "5" * 64, git_commit="c",
+                             git_dirty=False, run_id="20261201T020000Z-0d4a4a", log_dir="/l")
+    cat.add_artifact("base", version, Artifact(target="aws", id="ami-0base", region=REGIONS[0]))
+    cat.set_status("base", version, "failed", reason="1 of 3 spec(s) failed")
+    with world.catalog() as seen:
+        records = seen.versions("base")
+        history = seen.export()["images"]
+    ours = [h for h in history if h["name"] == "base"]
+    if len(records) != 1 or len(records[0].artifacts) != 1 or records[0].status != "failed" \
+            or [h["to"] for h in ours[0]["status_history"]] != ["building", "failed"]:
+        row.problems.append(f"recorded {[(r.ref, r.status, len(r.artifacts)) for r in records]}, "
+                            f"history {[h['to'] for h in ours[0]['status_history']] if ours else None}")
+    row.message = f"{len(records)} record, {len(records[0].artifacts) if records else 0} artifact, once each"
     judge(world, row)
 
 
@@ -211,7 +245,8 @@ def slow_ssm(world: World, row: Row) -> None:
 CASES: list[tuple[str, str, Case]] = [
     ("lost reply: channel move", "S3 PutObject applied, reply dropped", lost_reply_on_a_channel_move),
     ("lost reply: status change", "S3 PutObject applied, reply dropped", lost_reply_on_a_status_change),
-    ("lost reply: lease claim", "S3 PutObject of the lease, reply dropped", lost_reply_on_a_lease_claim),
+    ("lost reply: bake writes", "S3 PutObject applied, reply dropped, x3", lost_reply_on_a_bakes_writes),
+    ("lost reply: lease", "claim, renew, release: reply dropped", lost_reply_on_a_lease_claim),
     ("throttled SSM: promote", "ThrottlingException in eu-west-1", throttled(promote_v2)),
     ("throttled SSM: rollback", "ThrottlingException in eu-west-1", throttled(rollback_prod)),
     ("throttled SSM: revoke", "ThrottlingException in eu-west-1", throttled(revoke_v2)),
