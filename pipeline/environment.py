@@ -138,6 +138,7 @@ CHECKS: Mapping[str, Check] = {
     "KILN_LEASE_SECONDS": lease_seconds,
     "KILN_WAIT_SECONDS": positive_seconds,
     "KILN_TOOL_SECONDS": positive_seconds,
+    "KILN_BOOT_SECONDS": positive_seconds,
     "KILN_AWS_API_ONLY": one_of("0", "1"),
     "KILN_AWS_SSH_CIDR": cidr,
 }

@@ -69,7 +69,7 @@ def read(home: Path, name: str) -> Booted | None:
     return booted
 
 
-def up(home: Path, name: str, ref: str, image: Path, forwards: dict[str, int], timeout: float = vm.BOOT_TIMEOUT
+def up(home: Path, name: str, ref: str, image: Path, forwards: dict[str, int], timeout: float | None = None
        ) -> Booted:
     """Boot ``image`` detached; return once SSH answers."""
     if read(home, name) is not None:
@@ -98,11 +98,12 @@ def up(home: Path, name: str, ref: str, image: Path, forwards: dict[str, int], t
         (folder / "state.json").write_text(json.dumps(
             {"name": name, "ref": ref, "pid": pid, "ssh_port": ssh_port, "key": str(access.key),
              "forwards": {k: list(v) for k, v in ports.items()}}, indent=2))
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout or vm.boot_seconds())
         argv = ["ssh", *seed.ssh_options(access.key), "-p", str(ssh_port), f"{USER}@127.0.0.1", "true"]
         while subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=60).returncode != 0:
             if not alive(pid) or time.monotonic() > deadline:
-                raise KilnError(f"{ref} did not come up", log=folder / "serial.log")
+                raise KilnError(f"{ref} did not come up ({vm.BOOT_ENV})", log=folder / "serial.log",
+                                hint=f"see its serial log; {vm.BOOT_ENV} sets how long a boot may take")
             time.sleep(2)
         return booted
     except BaseException:

@@ -21,7 +21,13 @@ from pipeline import proc, seed
 from pipeline.errors import KilnError
 from pipeline.guest import SshGuest
 
-BOOT_TIMEOUT = 600.0
+BOOT_TIMEOUT = 600.0  # a verification boot under TCG answers in one to two minutes
+BOOT_ENV = "KILN_BOOT_SECONDS"
+
+
+def boot_seconds(env: Mapping[str, str] | None = None) -> float:
+    """How long a machine may take to answer on SSH with cloud-init done: ``KILN_BOOT_SECONDS``, else 600 s."""
+    return float((os.environ if env is None else env).get(BOOT_ENV) or BOOT_TIMEOUT)
 
 
 def accelerator() -> str:
@@ -65,10 +71,11 @@ def overlay_invocation(image: Path, overlay: Path) -> proc.Invocation:
 
 @contextlib.contextmanager
 def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None, user: str = "kiln",
-         name: str = "verify", timeout: float = BOOT_TIMEOUT, run_id: str = "") -> Iterator[SshGuest]:
+         name: str = "verify", timeout: float | None = None, run_id: str = "") -> Iterator[SshGuest]:
     """Boot ``image`` on an overlay in ``scratch``; yield once SSH and cloud-init are ready.
 
-    On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed.
+    On exit — success, failure or interrupt — QEMU is killed and ``scratch`` removed. A VM that has not
+    answered after ``timeout`` (default ``boot_seconds()``) is an error, never a verdict on the image.
     """
     scratch.mkdir(parents=True, exist_ok=False, mode=0o700)
     # SSH control sockets need a short path (108 bytes at most): not under scratch.
@@ -95,7 +102,7 @@ def boot(image: Path, scratch: Path, log_dir: Path, *, forwards: Mapping[str, in
                 if vm.poll() is not None:
                     raise KilnError(f"QEMU exited (code {vm.returncode}) before the VM answered on SSH", log=serial)
 
-            settle(guest, time.monotonic() + timeout, alive, what="the VM", log=serial)
+            settle(guest, time.monotonic() + (timeout or boot_seconds()), alive, what="the VM", log=serial)
             try:
                 yield guest
             finally:
@@ -137,7 +144,8 @@ def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what:
         alive()
         left = deadline - time.monotonic()
         if left <= 0:
-            raise KilnError(f"{what} did not answer on SSH (with cloud-init finished) in time", log=log)
+            raise KilnError(f"{what} did not answer on SSH (with cloud-init finished) in time ({BOOT_ENV})", log=log,
+                            hint=f"see its serial log; {BOOT_ENV} sets how long a boot may take")
         try:
             done = subprocess.run(guest.ssh_argv("sudo", "sh", "-c", SETTLED), check=False, capture_output=True,
                                   stdin=subprocess.DEVNULL, timeout=max(5.0, left))
@@ -150,7 +158,7 @@ def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what:
 
 @contextlib.contextmanager
 def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forwards: Mapping[str, int] | None = None,
-           timeout: float = BOOT_TIMEOUT, name: str = "verify", run_id: str = "") -> Iterator[SshGuest]:
+           timeout: float | None = None, name: str = "verify", run_id: str = "") -> Iterator[SshGuest]:
     """A guest that is a remote machine (an EC2 instance): SSH on port 22, ports reached through SSH tunnels.
 
     Tunnels stand in for QEMU's port forwards, so the same specs test the same
@@ -163,7 +171,7 @@ def remote(host: str, access: seed.Access, scratch: Path, log_dir: Path, *, forw
         host_ports = {label: free_port() for label in (forwards or {})}
         guest = SshGuest(ssh_port=22, access=access, forwards=host_ports, host=host, control_dir=control,
                          ssh_config=seed.ssh_config(scratch / "ssh_config", access, control))
-        settle(guest, time.monotonic() + timeout, lambda: None, what=host)
+        settle(guest, time.monotonic() + (timeout or boot_seconds()), lambda: None, what=host)
         with open(log_dir / f"{name}-tunnels.log", "ab") as out:
             for label, port in (forwards or {}).items():
                 argv = [*guest.ssh_argv()[:-1], "-N", "-L", f"127.0.0.1:{host_ports[label]}:127.0.0.1:{port}",

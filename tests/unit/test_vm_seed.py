@@ -99,3 +99,12 @@ def test_close_masters_asks_each_socket_to_exit(tmp_path, monkeypatch):
     vm.close_masters(tmp_path / "gone")
     assert calls.read_text().splitlines() == [f"-o ControlPath={control / name} -O exit kiln-guest"
                                               for name in ("a1b2", "c3d4")]
+
+
+def test_a_boot_waits_as_long_as_kiln_boot_seconds_says(monkeypatch):
+    assert vm.boot_seconds({}) == vm.BOOT_TIMEOUT
+    assert vm.boot_seconds({"KILN_BOOT_SECONDS": "90"}) == 90.0
+    monkeypatch.setattr(vm.time, "sleep", lambda _s: None)
+    with pytest.raises(KilnError, match=r"did not answer on SSH .* in time \(KILN_BOOT_SECONDS\)") as err:
+        vm.settle(None, vm.time.monotonic() - 1, lambda: None, what="the VM")  # type: ignore[arg-type]
+    assert "KILN_BOOT_SECONDS" in (err.value.hint or "")
