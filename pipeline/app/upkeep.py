@@ -79,12 +79,13 @@ def catalog_view(place: Target, here: Mapping[str, bool], age: timedelta, *,
         return janitor.CatalogView(str(exc).removeprefix("no catalog at "), missing=True), set(), []
     with cat:
         records = cat.versions()
-        building = {r.ref: (r, cat.generations(r.name, r.fingerprint)) for r in records if r.status == "building"}
+        stuck = [r for r in records if r.status == "building"]
+        building = zip(stuck, cat.generations(*((r.name, r.fingerprint) for r in stuck)), strict=True)
         leases = cat.leases.live()  # after the generations: a claim in between moves one, and abandon refuses
         live = janitor.live_runs(leases, here, socket.gethostname())
         statuses = {(r.name, r.version): r.status for r in records}
         lines = []
-        for rec, seen in building.values():
+        for rec, seen in building:
             if janitor.abandoned(rec, leases, live, age) and (dry_run or cat.abandon(
                     rec.name, rec.version, key=rec.fingerprint, seen=seen, reason=ABANDONED)):
                 statuses[(rec.name, rec.version)] = "interrupted"

@@ -163,9 +163,10 @@ class Catalog:
         (``generations``) was read; whether it was."""
         return self.store.write(lambda db: life.abandon(db, name, version, key, seen, reason))
 
-    def generations(self, name: str, key: str) -> dict[str, int]:
-        """Every target's lease generation on (image, key): read before the leases, given to ``abandon``."""
-        return self.store.read(lambda db: fen.generations(db, name, key))
+    def generations(self, *pairs: tuple[str, str]) -> list[dict[str, int]]:
+        """Every target's lease generation on each (image, key), in one read: read before the leases, and
+        each given to ``abandon``."""
+        return self.store.read(lambda db: [fen.generations(db, name, key) for name, key in pairs])
 
     def mark_deleted(self, name: str, version: str, reason: str) -> None:
         """The artifact is gone; the record stays."""

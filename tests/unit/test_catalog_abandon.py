@@ -17,7 +17,7 @@ def building(cat: Catalog) -> str:
 def test_abandon_marks_interrupted_and_fences_off_the_holder_that_left_it(tmp_path):
     with Catalog.open(tmp_path / "c.db") as holder, Catalog.open(tmp_path / "c.db") as janitor:
         version = building(holder)
-        seen = janitor.generations("app", KEY)
+        (seen,) = janitor.generations(("app", KEY))
         assert seen == {"local": 1}
         assert janitor.abandon("app", version, key=KEY, seen=seen, reason="left")
         assert janitor.get("app", version).status == "interrupted"
@@ -30,7 +30,7 @@ def test_abandon_is_refused_when_a_bake_claimed_the_lease_after_the_janitor_look
     with Catalog.open(tmp_path / "c.db") as first, Catalog.open(tmp_path / "c.db") as janitor, \
             Catalog.open(tmp_path / "c.db") as retry:
         version = building(first)
-        seen = janitor.generations("app", KEY)  # read before the leases: none live
+        (seen,) = janitor.generations(("app", KEY))  # read before the leases: none live
         retry.fence("app", KEY, "local")  # then a retry claims the lease and resumes the record
         retry.resume("app", version, reason="resumed")
         assert not janitor.abandon("app", version, key=KEY, seen=seen, reason="left")

@@ -96,17 +96,21 @@ def operation_of(method: str, path: str, headers: dict[str, str], body: bytes, s
     return (form.get("Action") or query.get("Action") or [""])[0]
 
 
+ERROR_SHAPES = {  # service → (reply template, content type), each in the protocol botocore parses for it
+    "ssm": ('{{"__type":"{code}","message":"{message}"}}', "application/x-amz-json-1.1"),
+    "s3": ("<Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault</RequestId></Error>",
+           "application/xml"),
+    "ec2": ("<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            "<RequestID>fault</RequestID></Response>", "text/xml"),
+}
+QUERY_SHAPE = ("<ErrorResponse><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+               "<RequestId>fault</RequestId></ErrorResponse>", "text/xml")  # Auto Scaling, STS: the query APIs
+
+
 def error_body(service: str, code: str, message: str) -> tuple[bytes, str]:
     """An error reply in the shape botocore parses for ``service`` (JSON, S3's XML, EC2's, the query APIs')."""
-    inner = f"<Code>{code}</Code><Message>{message}</Message>"
-    if service == "ssm":
-        return f'{{"__type":"{code}","message":"{message}"}}'.encode(), "application/x-amz-json-1.1"
-    if service == "s3":
-        return f"<Error>{inner}<RequestId>fault</RequestId></Error>".encode(), "application/xml"
-    if service == "ec2":
-        return f"<Response><Errors><Error>{inner}</Error></Errors><RequestID>fault</RequestID></Response>".encode(), \
-            "text/xml"
-    return f"<ErrorResponse><Error>{inner}</Error><RequestId>fault</RequestId></ErrorResponse>".encode(), "text/xml"
+    template, kind = ERROR_SHAPES.get(service, QUERY_SHAPE)
+    return template.format(code=code, message=message).encode(), kind
 
 
 def handler(upstream: str, faults: Faults) -> type[BaseHTTPRequestHandler]:

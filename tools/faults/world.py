@@ -81,13 +81,17 @@ class World:
         return subprocess.run([str(Path(sys.executable).parent / "invoke"), *args, "--target", "aws"], cwd=ROOT,
                               env=self.env(**extra), capture_output=True, text=True, timeout=300)
 
-    def client(self, service: str, region: str = REGIONS[0]) -> Any:
-        """A boto3 client straight to the emulator (the checks never go through the faults)."""
+    def client(self, service: str, region: str = REGIONS[0], *, through_proxy: bool = False) -> Any:
+        """A boto3 client straight to the emulator (the checks never go through the faults), or through the
+        proxy for the cases that use Kiln's Python API."""
         import boto3
 
-        return boto3.session.Session().client(service, region_name=region, endpoint_url=self.moto,
-                                              aws_access_key_id="AKIAKILNTESTONLY0000",
-                                              aws_secret_access_key="kiln-test-secret-not-real")
+        from tools.aws.emulator import CREDENTIALS
+
+        return boto3.session.Session().client(
+            service, region_name=region, endpoint_url=self.proxied if through_proxy else self.moto,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
     def catalog(self) -> Any:
         """The catalog document, read straight from the emulator."""

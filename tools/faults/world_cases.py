@@ -73,22 +73,13 @@ def lost_reply_on_a_status_change(world: World, row: Row) -> None:
     judge(world, row, latest=0)
 
 
-def proxied_s3(world: World) -> Any:
-    """An S3 client whose calls go through the faults (for the cases that use Kiln's Python API)."""
-    import boto3
-
-    return boto3.session.Session().client("s3", region_name=REGIONS[0], endpoint_url=world.proxied,
-                                          aws_access_key_id="AKIAKILNTESTONLY0000",
-                                          aws_secret_access_key="kiln-test-secret-not-real")
-
-
 def lost_reply_on_a_lease_claim(world: World, row: Row) -> None:
     from pipeline.catalog import Lease
     from pipeline.catalog.s3_leases import S3Leases
 
     fault(world, "s3", "PutObject", "drop", path="lease")
     want = Lease(image="app", key="sha256:" + "7" * 64, target="aws", actor="ci", host="agent", run_id="run-a")
-    leases = S3Leases(proxied_s3(world), BUCKET, KEY)
+    leases = S3Leases(world.client("s3", through_proxy=True), BUCKET, KEY)
     got, _ = leases.claim(want, 600)
     other, _ = S3Leases(world.client("s3"), BUCKET, KEY).claim(
         Lease(image="app", key=want.key, target="aws", actor="laptop", host="other", run_id="run-b"), 600)
@@ -109,7 +100,7 @@ def lost_reply_on_a_bakes_writes(world: World, row: Row) -> None:
     from pipeline.catalog import Artifact, Catalog
     from pipeline.catalog.s3_store import S3Store
 
-    cat = Catalog(S3Store(proxied_s3(world), BUCKET, KEY, create=False))
+    cat = Catalog(S3Store(world.client("s3", through_proxy=True), BUCKET, KEY, create=False))
     fault(world, "s3", "PutObject", "drop", path=KEY, times=3)
     version = cat.begin_bake(name="base", parent=None, fingerprint="sha256:" + "5" * 64, git_commit="c",
                              git_dirty=False, run_id="20261201T020000Z-0d4a4a", log_dir="/l")

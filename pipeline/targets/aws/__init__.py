@@ -153,10 +153,14 @@ class AwsTarget:
         return region or self.settings.region
 
     def in_use(self, catalog: Catalog) -> Mapping[str, str]:
-        """Launch templates, instances and SSM parameters, in every region configured or named by a record."""
+        """Launch templates, instances, SSM parameters, and the sharing of the AMIs the catalog lists, in every
+        region configured or named by a record."""
         self.connect()
-        listed = {a.region for rec in catalog.versions() for a in self.usable(rec)}
-        return retention.in_use(self.account, sorted(set(self.settings.regions) | {r for r in listed if r}))
+        records = catalog.versions()
+        listed = [a for rec in records for a in self.usable(rec)]
+        regions = set(self.settings.regions) | {a.region for a in listed if a.region}
+        doomable = {a.id for rec in records if rec.status != "deleted" for a in self.usable(rec)}
+        return retention.in_use(self.account, sorted(regions), sharing=doomable)
 
     def delete(self, catalog: Catalog, doomed: Sequence[Decision]) -> list[str]:
         """Deregister the AMIs and delete their snapshots."""

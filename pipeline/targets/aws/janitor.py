@@ -71,8 +71,7 @@ def find(account: aws.Account, regions: Iterable[str], view: Callable[[], Catalo
         found += [item for item in _machines(ec2, region) if old(item.run_id)]
         found += [item for item in _images(ec2, region, images[region], seen) if old(item.run_id)]
     if any(item.kind == "image" for item in found):
-        used = retention.in_use(account, regions, leaving={i.id for i in found if i.kind == "instance"},
-                                sharing=False)
+        used = retention.in_use(account, regions, leaving={i.id for i in found if i.kind == "instance"})
         found = [item for item in found if item.kind != "image" or item.id not in used]
     return sorted(found, key=lambda item: (item.place, ORDER.index(item.kind), item.id))
 

@@ -31,11 +31,11 @@ from pipeline.targets.aws import account as aws
 
 
 def in_use(account: aws.Account, regions: Iterable[str], *, leaving: Collection[str] = (),
-           sharing: bool = True) -> dict[str, str]:
+           sharing: Collection[str] = ()) -> dict[str, str]:
     """AMIs something still points at in ``regions`` (every region a record lists, not only the configured
     ones): launch template versions, launch configurations, running or stopped instances (but those in
-    ``leaving``, which the janitor terminates first), SSM parameters — every page of each — and, with
-    ``sharing``, launch permissions for other accounts."""
+    ``leaving``, which the janitor terminates first), SSM parameters — every page of each — and launch
+    permissions for other accounts on the AMIs in ``sharing`` (the ones prune could delete: one call each)."""
     used: dict[str, str] = {}
     for region in regions:
         ec2 = account.client("ec2", region)
@@ -56,7 +56,7 @@ def in_use(account: aws.Account, regions: Iterable[str], *, leaving: Collection[
         for page in scaling.get_paginator("describe_launch_configurations").paginate():
             for conf in page["LaunchConfigurations"]:
                 used.setdefault(conf["ImageId"], f"launch configuration {conf['LaunchConfigurationName']}")
-        for ami, whom in (shared(ec2) if sharing else {}).items():
+        for ami, whom in shared(ec2, set(sharing) - set(used)).items():
             used.setdefault(ami, f"shared with {whom}")
         ssm = account.client("ssm", region)
         for page in ssm.get_paginator("get_parameters_by_path").paginate(Path="/", Recursive=True):
@@ -66,12 +66,15 @@ def in_use(account: aws.Account, regions: Iterable[str], *, leaving: Collection[
     return used
 
 
-def shared(ec2: Any) -> dict[str, str]:
-    """Kiln's AMIs in one region that other accounts may launch: {AMI: who}, public ones included."""
-    found = {}
+def shared(ec2: Any, among: Collection[str]) -> dict[str, str]:
+    """Kiln's AMIs in one region, of those in ``among``, that other accounts may launch: {AMI: who}, public
+    ones included."""
+    found: dict[str, str] = {}
+    if not among:
+        return found
     for page in ec2.get_paginator("describe_images").paginate(Owners=["self"], Filters=[
             {"Name": "tag-key", "Values": ["kiln:name"]}]):
-        for image in page["Images"]:
+        for image in (i for i in page["Images"] if i["ImageId"] in among):
             perms = ec2.describe_image_attribute(ImageId=image["ImageId"],
                                                  Attribute="launchPermission")["LaunchPermissions"]
             whom = sorted({p.get("UserId") or p.get("OrganizationArn") or p.get("OrganizationalUnitArn")
