@@ -107,7 +107,8 @@ def reverify_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision) -> Ro
     layer = Layer(spec=spec, version=rec.version, source=Source(None, "", label),
                   inputs=decision.inputs or Inputs({}, {}), log_dir=log_dir,
                   scratch=run.paths.runs / f"{run.run_id}-{spec.name}", git=Git(rec.git_commit, rec.git_dirty),
-                  spec_digest=decision.spec_digest, artifacts=artifacts, builder=str(values.get("builder", "")))
+                  spec_digest=decision.spec_digest, artifacts=artifacts, builder=str(values.get("builder", "")),
+                  built=run.builders[spec.name].evidence(Path(rec.log_dir)) if rec.log_dir else {})
     run.reporter.line(f"{layer.ref}: re-verify — {'; '.join(decision.reasons)} (logs {log_dir})")
     try:
         return run_steps(run, layer, REVERIFY_STEPS, only_verdicts=True)

@@ -126,6 +126,10 @@ class PackerBuilder:
     def check_versions(self) -> None:
         """Versions of other tools that must be new enough (none by default)."""
 
+    def evidence(self, log_dir: Path) -> Mapping[str, str]:
+        """None: a Packer build converges once, and the gate checks idempotence in the booted image."""
+        return {}
+
     def prepare(self, run: Run) -> None:
         """The templates parse (file:line otherwise), and modern Packer has its plugins."""
         templates.variables(run.project.root / "packer" / "image")

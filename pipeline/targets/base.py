@@ -80,6 +80,11 @@ class Builder(Protocol):
         """Build ``layer`` on ``layer.source``; where the image is, by place (``{"file": path}``, region → AMI)."""
         ...
 
+    def evidence(self, log_dir: Path) -> Mapping[str, str]:
+        """What a finished build of this key left in its log folder that the gate may use instead of checking
+        again (``{"idempotence": log}``): given to a resumed or re-verified layer, whose build is not rerun."""
+        ...
+
 
 class Target(Protocol):
     """A place images are baked for; one module each, registered in ``pipeline.targets``."""

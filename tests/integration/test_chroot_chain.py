@@ -171,8 +171,14 @@ def test_spec_only_change_reverifies_the_existing_image(export, env, tmp_path):
     assert "re-verify: app — specs changed since it was verified" in done.stdout
     after = json.loads(invoke("catalog.export", env=env, timeout=60).stdout)
     assert [i["version"] for i in images(after, "app")] == [app["version"]]
-    junit = next(Path(env["KILN_HOME"], "logs").glob(f"*/app-{app['version']}-reverify/junit.xml"))
-    assert "test_nginx_config_is_valid" in junit.read_text()
+    reverified = next(Path(env["KILN_HOME"], "logs").glob(f"*/app-{app['version']}-reverify"))
+    assert "test_nginx_config_is_valid" in (reverified / "junit.xml").read_text()
+    # The build's second converge is this image's idempotence evidence: not converged again in the VM.
+    assert "app@" in done.stdout and "idempotent when built" in done.stdout
+    report = json.loads((reverified / "report.json").read_text())
+    built = next(Path(env["KILN_HOME"], "logs").glob(f"*/app-{app['version']}/idempotence/idempotence.log"))
+    assert report["idempotence"] == {"ok": True, "changed": [], "failed": [], "log": str(built)}
+    assert not (reverified / "idempotence").exists()
 
 
 def test_two_bakes_at_once_build_once(export, env, home, tmp_path):

@@ -69,6 +69,9 @@ class FakeBuilder:
         out.write_text(f"{layer.spec.name} {layer.version} on {layer.source.location}\n")
         return {"file": str(out)}
 
+    def evidence(self, log_dir: Path) -> Mapping[str, str]:
+        return {}
+
 
 class FakeTarget:
     name = "fake"

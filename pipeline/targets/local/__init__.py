@@ -110,7 +110,8 @@ class LocalTarget:
             if art is not None and art.path and Path(art.path).exists():
                 found = Earlier(rec.version, "verify", "resume — an earlier bake built and stored it; verifying, "
                                 "not rebuilding", f"resumed by run {run.run_id}: its image was already stored",
-                                artifacts=(art,))
+                                artifacts=(art,),
+                                built=run.builders[spec.name].evidence(Path(rec.log_dir)) if rec.log_dir else {})
             elif rec.status == "building":
                 run.catalog.set_status(spec.name, rec.version, "interrupted", reason="left behind by a killed bake")
         return found

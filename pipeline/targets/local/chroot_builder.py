@@ -39,6 +39,7 @@ FULL = 64 << 20  # less free space than this where the layer is written: a failu
 # Modules in a chroot: systemd is not running there. ``systemctl enable`` works offline; starting a
 # service is left to the boot (ansible's systemd_service warns instead of failing on the unknown state).
 CHROOT_ENV = {"SYSTEMD_OFFLINE": "1", "debian_chroot": "kiln"}
+CONVERGED_TWICE = "converged-twice"  # written beside the second converge's log once it changed nothing
 
 
 class ChrootBuilder:
@@ -72,6 +73,12 @@ class ChrootBuilder:
     def prepare(self, run: Run) -> None:
         """Nothing to install: the connection plugin comes with the ansible package."""
 
+    def evidence(self, log_dir: Path) -> Mapping[str, str]:
+        """The second converge's log, when that converge changed nothing (``CONVERGED_TWICE`` says so): the
+        idempotence check of this very image, so a resumed or re-verified one is not converged again in a VM."""
+        marker = log_dir / "idempotence" / CONVERGED_TWICE
+        return {"idempotence": str(log_dir / "idempotence" / "idempotence.log")} if marker.exists() else {}
+
     def build(self, run: Run, layer: Layer) -> Mapping[str, str]:
         """The child qcow2, provisioned, checked idempotent and finalised; ``{"file": path}``."""
         child = layer.scratch / f"{layer.spec.name}-{layer.version}.qcow2"
@@ -84,6 +91,7 @@ class ChrootBuilder:
                 self.converge(run, layer, root, "converge")
                 run.reporter.line(f"{layer.ref}: build: converged, checking idempotence")
                 self.converge(run, layer, root, "idempotence")
+                (layer.log_dir / "idempotence" / CONVERGED_TWICE).write_text("the second converge changed nothing\n")
                 identity.stamp(root, layer.identity())
                 finalize(run.project.root / "packer" / "finalize.sh", root, log)
         except (OSError, KilnError) as exc:
@@ -93,7 +101,7 @@ class ChrootBuilder:
             if isinstance(exc, OSError):
                 raise BuildFailed(f"{layer.ref}: the chroot build failed: {exc}", log=log) from None
             raise
-        return {"file": str(child), "idempotence": str(layer.log_dir / "idempotence" / "idempotence.log")}
+        return {"file": str(child), **self.evidence(layer.log_dir)}
 
     def converge(self, run: Run, layer: Layer, root: Path, ident: str) -> None:
         """One run of the layer's playbook in the chroot; a failed task (or, the second time, a changed one)

@@ -146,3 +146,33 @@ def test_the_janitor_finds_half_stored_images_and_abandoned_foundation_builds(tm
         fcntl.flock(held, fcntl.LOCK_UN)
     assert upkeep.clean(found) == [f"removed {item.describe()}" for item in found]
     assert not partial.exists() and not work.exists() and stored.exists() and other.exists()
+
+
+def test_a_resumed_chroot_image_keeps_its_builds_idempotence_evidence(tmp_path):
+    from types import SimpleNamespace
+
+    from pipeline import config, targets
+    from pipeline.targets.local.chroot_builder import CONVERGED_TWICE
+    from pipeline.targets.local.packer_qemu import PackerQemu
+
+    place = targets.open_target("local", config.default_paths({"KILN_HOME": str(tmp_path / "home")}))
+    spec = SimpleNamespace(name="app")
+    with Catalog.open(tmp_path / "c.db") as cat:
+        logs = {}
+        for key in ("clean", "unchecked"):
+            logs[key] = tmp_path / key
+            v = cat.begin_bake(name="app", parent=None, fingerprint=key, git_commit="c", git_dirty=False,
+                               run_id="old", log_dir=str(logs[key]))
+            (logs[key] / "idempotence").mkdir(parents=True)
+            (logs[key] / "idempotence" / "idempotence.log").write_text("ok=3 changed=0\n")
+            image = tmp_path / f"{key}.qcow2"
+            image.write_bytes(b"x")
+            cat.add_artifact("app", v, Artifact(target="local", id="sha256:" + "0" * 64, path=str(image)))
+        (logs["clean"] / "idempotence" / CONVERGED_TWICE).write_text("")  # a log alone proves nothing
+        run = SimpleNamespace(catalog=cat, run_id="new", builders={"app": targets.builder(place, "chroot")})
+        resumed = place.find_earlier(run, spec, "clean")
+        assert resumed is not None and resumed.resume_at == "verify"
+        assert resumed.built == {"idempotence": str(logs["clean"] / "idempotence" / "idempotence.log")}
+        assert place.find_earlier(run, spec, "unchecked").built == {}  # killed mid-check, or the VM's own log
+        run.builders = {"app": PackerQemu(place)}  # its builds converge once: the gate checks in the VM
+        assert place.find_earlier(run, spec, "clean").built == {}
