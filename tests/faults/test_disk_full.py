@@ -31,7 +31,7 @@ def small_home(tmp_path, request):
         subprocess.run(["umount", "-l", str(home)], check=False)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small file system")
+@pytest.mark.root
 def test_full_disk_during_the_build(small_home):
     small_home, builder = small_home
     env = {**os.environ, "KILN_HOME": str(small_home), "NO_COLOR": "1"}

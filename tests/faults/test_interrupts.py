@@ -140,4 +140,5 @@ def test_the_ami_path_stops_and_fails_cleanly(suite, case, code, resumed):
 @pytest.mark.parametrize("store", ["SQLite", "S3"])
 def test_fifty_writers_lose_nothing(suite, store):
     row = next(r for name, r in suite["rows"].items() if name.startswith(f"{faults.WRITERS} {store}"))
-    assert row["half_published"] == 0 and row["orphans"] == 0 and row["ok"], row
+    assert row["half_published"] == 0 and row["orphans"] == 0 and row["problems"] == [] and row["ok"], row
+    assert row["details"] == ["counted 50 records, 50 writers, 50 promotions of 50 each"], row

@@ -54,8 +54,26 @@ def test_a_signal_during_an_ansible_runner_run_cancels_it_and_still_stops_kiln(t
     playbook.write_text("---\n- hosts: all\n  gather_facts: false\n  tasks:\n"
                         "    - name: Take a while\n      ansible.builtin.command: sleep 120\n")
     (tmp_path / "run").mkdir()
+    def task_running() -> bool:
+        return any(entry.joinpath("cmdline").read_bytes() == b"sleep\x00120\x00"
+                   for entry in Path("/proc").glob("[0-9]*") if entry.joinpath("cmdline").exists())
+
+    fired = threading.Event()
+
+    def signal_once_the_task_runs() -> None:  # not a timer: the run under test must have started
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not fired.is_set():
+            try:
+                if task_running():
+                    fired.set()
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+            except OSError:  # a process that ended while it was read
+                pass
+            time.sleep(0.1)
+
     previous = signal.signal(signal.SIGTERM, stop)
-    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer = threading.Thread(target=signal_once_the_task_runs, daemon=True)
     started = time.monotonic()
     try:
         timer.start()
@@ -66,9 +84,10 @@ def test_a_signal_during_an_ansible_runner_run_cancels_it_and_still_stops_kiln(t
                                                            "ansible_python_interpreter": sys.executable}}}},
                 envvars={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                          "TMPDIR": str(tmp_path)})  # the killed module's payload folder stays there
-        assert signal.getsignal(signal.SIGTERM) is stop
+        assert fired.is_set() and signal.getsignal(signal.SIGTERM) is stop
     finally:
-        timer.cancel()
+        fired.set()
+        timer.join()
         signal.signal(signal.SIGTERM, previous)
     assert time.monotonic() - started < 60
     time.sleep(1)

@@ -159,7 +159,7 @@ class Group:
         for p in survivors:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGKILL)
-        left = [f"process {p.pid}: {p.cmdline[:120]}" for p in survivors] if expected != "building" else []
+        left = [f"process {p.pid}: {p.cmdline[:120]}" for p in survivors]
         left += leftovers(self.home, self.cache, before) + left_in_account(self.twin)
         left += [f"twin: {p}" for p in self.twin.problems]
         half = catalog_problems("base", outcome.version, expected) if outcome.version else ["no version was named"]
@@ -181,6 +181,10 @@ class Group:
             sent = time.monotonic()
             watch.poll()
             self.say(f"{name}: sending {sig} after {sent - started:.0f}s")
+            if sig == "SIGKILL":  # the whole tree at once, as a machine losing power would: nothing cleans up
+                for proc in [*watch.poll().values()]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGKILL)
             watch.proc.send_signal(getattr(signal, sig))
             outcome.exit_code = watch.finish(600)
         outcome.seconds, outcome.stop_seconds = time.monotonic() - started, time.monotonic() - sent
