@@ -65,9 +65,13 @@ def sizes(catalog: Catalog, project: Project) -> list[tuple[str, ...]]:
     return rows
 
 
-def _invoke(*args: str, env: dict[str, str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+KILN = Path(__file__).resolve().parents[1]  # where tasks.py is: invoke looks for it in its working folder
+
+
+def _invoke(*args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """``invoke ARGS`` as a terminal runs it, timed; the project is the one ``env``'s KILN_PROJECT names."""
     started = time.perf_counter()
-    done = subprocess.run([str(Path(sys.executable).parent / "invoke"), *args], cwd=cwd, env=env,
+    done = subprocess.run([str(Path(sys.executable).parent / "invoke"), *args], cwd=KILN, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     return time.perf_counter() - started, done
 
@@ -92,7 +96,7 @@ def noop_bake(paths: Paths, image: str, repeat: int = 3) -> tuple[float | None, 
            "KILN_PROJECT": str(paths.project)}
     times = []
     for _ in range(repeat):
-        seconds, done = _invoke("bake", image, env=env, cwd=paths.project)
+        seconds, done = _invoke("bake", image, env=env)
         lines = (done.stdout + done.stderr).strip().splitlines()
         if done.returncode != 0 or not lines or not all(ln.startswith("up to date:") for ln in lines):
             return None, lines[-1] if lines else f"exit {done.returncode}"
@@ -139,10 +143,11 @@ def resolve_at_scale(project: Path, count: int = 10_000, repeat: int = 5) -> tup
                 started = time.perf_counter()
                 cat.resolve("app", channel="prod")
                 api.append(time.perf_counter() - started)
-        env = {k: v for k, v in os.environ.items() if k != "KILN_CATALOG"} | {"KILN_HOME": str(home)}  # this catalog
+        env = {k: v for k, v in os.environ.items() if k != "KILN_CATALOG"} | {  # this catalog
+            "KILN_HOME": str(home), "KILN_PROJECT": str(project)}
         cli = []
         for _ in range(repeat):
-            seconds, done = _invoke("catalog.resolve", "app", "--channel", "prod", env=env, cwd=project)
+            seconds, done = _invoke("catalog.resolve", "app", "--channel", "prod", env=env)
             if done.returncode != 0:
                 raise RuntimeError(done.stderr)
             cli.append(seconds)

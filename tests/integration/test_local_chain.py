@@ -1,8 +1,10 @@
-"""The real local chain with Packer's qemu builder: foundation → base → app with Packer, QEMU, Ansible, testinfra.
+"""The real local chain with Packer's qemu builder: foundation → base with Packer (a booted build VM), then app
+on it with the chroot builder, each through the booted gate — QEMU, Ansible, testinfra.
 
-Slow (about twelve minutes under software emulation); the foundation is
-cached outside the clone (KILN_CACHE, default ~/.cache/kiln), images and
-catalog live in a temporary KILN_HOME.
+Packer's path is proven once, end to end, on the layer built on the foundation; the chroot builder's child of
+a Packer-built parent shows both builders' images stack. About eight minutes under software emulation; the
+foundation is cached outside the clone (KILN_CACHE, default ~/.cache/kiln), images and catalog live in a
+temporary KILN_HOME.
 """
 
 from __future__ import annotations
@@ -30,10 +32,22 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kiln-home")
 
 
+def packer_base(project: Path) -> Path:
+    """``project`` with base built by Packer's qemu builder (kiln.toml's per-image builder); app keeps the
+    default, the chroot builder."""
+    config = project / "kiln.toml"
+    config.write_text(config.read_text().replace("[images.base]\n", '[images.base]\nbuilder = "packer"\n', 1))
+    return project
+
+
 @pytest.fixture(scope="module")
-def env(home: Path) -> dict[str, str]:
-    # The one full Packer-qemu chain: every bake of this module uses Packer's qemu builder.
-    return {**os.environ, "KILN_HOME": str(home), "KILN_BUILDER": "packer"}
+def env(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    project = packer_base(copy_project(tmp_path_factory.mktemp("packer-project")))
+    for argv in (["init", "-q"], ["add", "-A"], ["-c", "user.name=kiln", "-c", "user.email=kiln@localhost", "commit",
+                                                 "-qm", "base built by Packer"]):  # a bake records its commit
+        subprocess.run(["git", *argv], cwd=project, check=True, capture_output=True)
+    return {**{k: v for k, v in os.environ.items() if k != "KILN_BUILDER"}, "KILN_HOME": str(home),
+            "KILN_PROJECT": str(project)}
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +119,19 @@ def test_each_verification_wrote_a_passing_junit_report(export):
         assert report["idempotence"]["ok"] and report["idempotence"]["changed"] == []
 
 
-def test_booted_app_answers_health_with_catalog_identity(export, tmp_path):
+def test_each_layer_was_built_by_its_builder(baked, export):
+    from pipeline.targets.local.chroot_builder import CONVERGED_TWICE
+
+    [base] = images(export, "base")
     [app] = images(export, "app")
-    image = Path(app["artifacts"][0]["path"])
-    with vm.boot(image, tmp_path / "scratch", tmp_path, forwards={"http": 80}, name="health") as guest:
-        url = f"http://127.0.0.1:{guest.forwards['http']}/health"
-        body = json.loads(urllib.request.urlopen(url, timeout=60).read())
-    assert body["image"]["name"] == "app"
-    assert body["image"]["version"] == app["version"]
-    assert not (tmp_path / "scratch").exists()
+    assert (Path(base["log_dir"]) / "packer.log").exists() and not (Path(base["log_dir"]) / "chroot.log").exists()
+    assert (Path(app["log_dir"]) / "chroot.log").exists() and not (Path(app["log_dir"]) / "packer.log").exists()
+    # Packer converges once, so the gate ran the playbook again in base's VM; app's second converge, in the
+    # chroot, was its check.
+    assert not (Path(base["log_dir"]) / "idempotence" / CONVERGED_TWICE).exists()
+    assert (Path(app["log_dir"]) / "idempotence" / CONVERGED_TWICE).exists()
+    assert f"app@{app['version']}: verify: VM up; idempotent when built" in baked.stdout
+    assert f"base@{base['version']}: verify: VM up, checking idempotence" in baked.stdout
 
 
 def test_unchanged_bake_is_a_noop(export, env):
@@ -148,7 +166,7 @@ def test_export_validates_against_the_schema(export):
 
 
 def test_plan_names_the_changed_file(export, env, tmp_path):
-    project = copy_project(tmp_path / "project")
+    project = packer_base(copy_project(tmp_path / "project"))
     penv = {**env, "KILN_PROJECT": str(project)}
     site = project / "playbooks/roles/app_service/templates/nginx-site.j2"
     site.write_text(site.read_text() + "# tuned\n")
@@ -222,7 +240,7 @@ def test_up_boots_the_image_to_poke_at_and_down_stops_it(export, env, home):
                                  timeout=120)
         assert f"IMAGE_VERSION={app['version']}" in release.stdout, release.stderr
         # Stamped by Kiln, not by a playbook: the bake key and the builder too.
-        assert f"BAKE_KEY={app['fingerprint']}\nBUILDER=packer\n" in release.stdout, release.stdout
+        assert f"BAKE_KEY={app['fingerprint']}\nBUILDER=chroot\n" in release.stdout, release.stdout
         port = re.search(r"http: 127.0.0.1:(\d+)", done.stdout).group(1)
         body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=60).read())
         assert body["image"]["version"] == app["version"]
@@ -252,6 +270,7 @@ def test_two_vms_from_one_image_get_their_own_host_keys_and_machine_ids(export, 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         (key1, mid1), (key2, mid2) = pool.map(identity, (1, 2))
     assert key1 != key2 and mid1 != mid2 and len(mid1) == 32
+    assert not (tmp_path / "vm1").exists() and not (tmp_path / "vm2").exists()  # each overlay went with its VM
 
 
 def test_no_private_key_or_secret_in_what_kiln_wrote(export, home):
@@ -268,7 +287,10 @@ def test_nothing_left_behind(export, home):
 
 
 def test_failing_ansible_task_names_the_task_the_role_and_the_log(export, env, home, tmp_path):
-    project = probe(tmp_path, "", "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n")
+    spec = "def test_ok(host):\n    assert host.file('/etc/image-release').exists\n"
+    project = packer_base(probe(tmp_path, "", spec))
+    with open(project / "kiln.toml", "a") as fh:  # probe's table is the last: Packer builds it too
+        fh.write('builder = "packer"\n')
     tasks = project / "playbooks" / "roles" / "probe_fail" / "tasks"
     tasks.mkdir(parents=True)
     (tasks / "main.yml").write_text(
