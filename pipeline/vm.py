@@ -130,6 +130,7 @@ def close_masters(control: Path) -> None:
                            capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
 
 
+POLL_SECONDS = 0.5  # between attempts: an attempt before sshd listens fails at once, and costs the guest nothing
 SETTLED = "command -v cloud-init >/dev/null || exit 0; cloud-init status --wait >/dev/null; exit 0"
 
 
@@ -153,7 +154,7 @@ def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what:
             continue
         if done.returncode == 0:
             return
-        time.sleep(2)
+        time.sleep(POLL_SECONDS)
 
 
 @contextlib.contextmanager

@@ -24,17 +24,20 @@ def own_catalogs() -> None:
 @task(help={"builders": "instead: both local builders side by side, each baking app cold, after an app change and "
                         "(chroot) converging an edit; about twenty minutes",
             "jobs": "instead: two images baked with --jobs 1, then --jobs 2, locally and on aws (emulated); "
-                    "about thirty minutes"})
-def bench(c, builders=False, jobs=False):
+                    "about thirty minutes",
+            "boot": "instead: boot this image's newest verified version three times as the gate does, and print "
+                    "how long each took to answer and where the last one's time went, from inside; about two "
+                    "minutes"})
+def bench(c, builders=False, jobs=False, boot=""):
     """Print measured figures: no-op bake vs full bake, resolve with 10,000 versions, step times, sizes."""
     from tools import bench as bench_tool  # harnesses are loaded only by their own tasks (they pull in moto, boto3)
-    from tools import bench_builders, bench_jobs
+    from tools import bench_boot, bench_builders, bench_jobs
 
     if builders or jobs:
         own_catalogs()
     paths = config.default_paths()
     guarded(lambda: print(bench_builders.report(paths) if builders else bench_jobs.report(paths) if jobs
-                          else bench_tool.main()))
+                          else bench_boot.report(paths, boot) if boot else bench_tool.main()))
 
 
 @task(help={"only": "all (default: interrupts, aws, writers), interrupts (the local bake chain, about 25 minutes), "

@@ -181,6 +181,20 @@ def test_spec_only_change_reverifies_the_existing_image(export, env, tmp_path):
     assert not (reverified / "idempotence").exists()
 
 
+def test_the_boot_profile_boots_the_verified_base_and_reads_its_account_from_inside(export, env):
+    from pipeline import config
+    from tools import bench_boot
+
+    [base] = images(export, "base")
+    out = bench_boot.report(config.default_paths(env), "base", boots=1)
+    print(out)
+    assert out.startswith(f"boot of base@{base['version']} until it answers (cloud-init done): median ")
+    assert "Startup finished in " in out and "graphical.target @" in out  # systemd-analyze, its critical chain
+    # cloud-init's account: the foundation runs two of its four stages (docs/boot-profile.md)
+    assert "Starting stage: init-network" in out and "Finished stage: (modules-final)" in out
+    assert "init-local" not in out and "modules-config" not in out
+
+
 def test_two_bakes_at_once_build_once(export, env, home, tmp_path):
     project = copy_project(tmp_path / "project")
     site = project / "playbooks/roles/app_service/templates/nginx-site.j2"

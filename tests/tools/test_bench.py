@@ -100,3 +100,14 @@ def test_a_timed_command_reports_its_own_cpu_and_its_failure(root):
     assert cpu > 0 and wall >= cpu / 2  # one process, mostly on one core
     with pytest.raises(RuntimeError, match="invoke no-such-task failed: .*No idea what 'no-such-task' is"):
         bench_builders.timed(["no-such-task"], dict(os.environ), root)
+
+
+def test_the_boot_profile_names_what_to_bake_when_there_is_no_verified_image(tmp_path):
+    from pipeline import config
+    from pipeline.errors import KilnError
+    from tools import bench_boot
+
+    paths = config.default_paths({"KILN_HOME": str(tmp_path / "home")})
+    with pytest.raises(KilnError, match="no verified local image of 'base'") as caught:
+        bench_boot.report(paths, "base")
+    assert caught.value.hint == "bake it first: invoke bake base"
