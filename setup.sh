@@ -5,7 +5,7 @@
 #   ./setup.sh                 set-up only
 #   ./setup.sh bake [IMAGE]    set-up, then `invoke bake IMAGE` (default: app) on the local target
 #   ./setup.sh test [ARGS]     set-up (with the test tools of requirements-dev.txt), then the whole
-#                              test suite (pytest ARGS)
+#                              test suite in two lanes (pytest -n 2 … ARGS)
 #
 # Works as root or as a user with sudo (apt and the one-time foundation build need root).
 set -euo pipefail
@@ -59,6 +59,7 @@ fi
 case "${1:-}" in
   "") say "ready: .venv/bin/invoke --list" ;;
   bake) shift; exec .venv/bin/invoke bake "${@:-app}" ;;
-  test) shift; exec .venv/bin/python -m pytest "$@" ;;
+  # Two workers, the long chains in two lanes (tests/lanes.py); `-n 0` after it runs one.
+  test) shift; exec .venv/bin/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder "$@" ;;
   *) say "unknown job '$1' (use: bake [IMAGE] | test [PYTEST ARGS])"; exit 2 ;;
 esac

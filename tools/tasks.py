@@ -40,9 +40,10 @@ def bench(c, builders=False, jobs=False, boot=""):
                           else bench_boot.report(paths, boot) if boot else bench_tool.main()))
 
 
-@task(help={"only": "all (default: interrupts, aws, writers), interrupts (the local bake chain, about 25 minutes), "
-                    "aws (the AMI path on the EC2 twin, about 10 minutes), writers, or world (lost replies, 5xx, "
-                    "throttling and damaged documents injected between Kiln and AWS, about 2 minutes)",
+@task(help={"only": "all (default: interrupts, aws, writers), interrupts (the local bake chain, about 15 minutes), "
+                    "aws (the AMI path on the EC2 twin, about 5 minutes), writers, several of them comma-separated "
+                    "(interrupts,writers), or world alone (lost replies, 5xx, throttling and damaged documents "
+                    "injected between Kiln and AWS, about 2 minutes)",
             "json": "also write every case's outcome and evidence to this JSON file",
             "keep": "keep the chain's KILN_HOME and KILN_CACHE in this folder (default: a temporary one)"})
 def faults(c, only="all", json="", keep=""):

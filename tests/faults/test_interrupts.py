@@ -1,42 +1,28 @@
 """SIGINT and SIGTERM in every phase of a real ``invoke bake app``, through ``invoke faults``.
 
-The suite runs once (about twenty minutes under software emulation: it builds
-its own foundation, base and app); each case is then judged on its own row.
+The chain and the concurrent writers run once (about fifteen minutes under
+software emulation: the chain builds its own foundation, base and app); each
+case is then judged on its own row. The AMI path's cases run in
+``test_interrupts_aws.py``, in the other test lane.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.faults.suite import check_table, run_faults
 from tools import faults
 
 pytestmark = pytest.mark.faults
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("faults") / "faults.json"
-    invoke = str(Path(sys.executable).parent / "invoke")
-    done = subprocess.run([invoke, "faults", "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=4500, stdin=subprocess.DEVNULL)
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
-    rows = json.loads(out.read_text()) if out.exists() else []
-    return {"done": done, "rows": {row["case"]: row for row in rows}}
+def suite() -> dict:
+    return run_faults("interrupts,writers")
 
 
 def test_the_suite_prints_the_table_and_passes(suite):
-    done = suite["done"]
-    assert done.returncode == 0, done.stderr[-3000:]
-    table = done.stdout[done.stdout.index("CASE"):]
-    assert table.splitlines()[0].split()[:5] == ["CASE", "PHASE", "ORPHANS", "HALF-PUBLISHED", "RESUMED"]
-    assert len(table.strip().splitlines()) == 1 + len(faults.CHAIN) + 6 + len(AWS_ROWS)
+    check_table(suite, len(faults.CHAIN) + 6)
 
 
 # What every stop must look like, written here rather than taken from the suite: (case, exit code, words the
@@ -116,25 +102,6 @@ def test_a_damaged_parent_is_never_built_on_booted_or_published(suite):
         assert line.startswith(f"{refused}: exit 1: kiln: error: "), line
     assert any(d.startswith("catalog.check printed: ") and "MISMATCH base@" in d for d in row["details"]), evidence
     assert "catalog.check once repaired: exit 0" in row["details"], evidence
-
-
-# The AMI path on the EC2 twin: (case, exit code, how the next bake went on). Every row must leave nothing
-# behind — no process, no instance, no twin VM, no temporary key pair or security group — and no record claiming
-# more than is true. After the stop in verification the AMI is registered: the next bake adopts it; after the
-# SIGKILL it first waits for the dead bake's lease to expire and takes it over. No bake key ever has two AMIs.
-AWS_ROWS = (("SIGINT build (aws)", 130, "-"), ("SIGTERM verify (aws)", 143, "yes"), ("SIGKILL verify (aws)", -9, "yes"),
-            ("failing spec (aws)", 1, "-"), ("not idempotent (aws)", 1, "-"))
-
-
-@pytest.mark.parametrize(("case", "code", "resumed"), AWS_ROWS, ids=[c for c, _, _ in AWS_ROWS])
-def test_the_ami_path_stops_and_fails_cleanly(suite, case, code, resumed):
-    row = suite["rows"].get(case)
-    assert row is not None, "the case did not run"
-    evidence = row["problems"] + row["details"]
-    assert row["exit_code"] == code, evidence
-    assert row["orphans"] == 0 and row["half_published"] == 0, evidence
-    assert row["resumed"] == resumed, row["resumed"]
-    assert row["problems"] == [] and row["ok"], evidence
 
 
 @pytest.mark.parametrize("store", ["SQLite", "S3"])

@@ -16,7 +16,7 @@ from pipeline.errors import KilnError
 from pipeline.machine import Proc
 from tools import faults
 from tools.faults.chain import kiln_env
-from tools.faults.judge import Snapshot, judge_resume
+from tools.faults.judge import Snapshot, judge_resume, ours
 
 
 def bake_record(cat: Catalog, home: Path, name: str, *, status: str, report_status: str | None = "verified",
@@ -63,6 +63,11 @@ def test_each_kind_of_half_published_record_is_counted(tmp_path):
     assert any("no record owns" in f for f in found)
 
 
+def of(folder: Path, found: list[str], *also: Path) -> list[str]:
+    """The entries about ``folder`` (or ``also``): the other test lane may add its own /tmp entries meanwhile."""
+    return [f for f in found if any(str(p) in f for p in (folder, *also))]
+
+
 @pytest.fixture
 def short():
     """A workspace with a path short enough for the suite's private TMPDIR."""
@@ -74,12 +79,12 @@ def short():
 def test_leftovers_names_scratch_partial_files_and_foundation_work(short):
     home, cache = short / "home", short / "cache"
     before = Snapshot.take()
-    assert faults.leftovers(home, cache, before) == []
+    assert of(short, faults.leftovers(home, cache, before)) == []
     (home / "runs" / "r1-base").mkdir(parents=True)
     (home / "images" / "base").mkdir(parents=True)
     (home / "images" / "base" / ".v.qcow2.partial").write_bytes(b"")
     (cache / "foundation" / ".build-abc").mkdir(parents=True)
-    found = faults.leftovers(home, cache, before)
+    found = of(short, faults.leftovers(home, cache, before))
     assert [f.split(":")[0] for f in found] == ["scratch", "partial image", "foundation work folder"]
 
 
@@ -89,10 +94,11 @@ def test_what_a_bake_leaves_in_its_private_tmpdir_or_in_tmp_counts(short):
     assert env["TMPDIR"] == str(short / "tmp")
     before = Snapshot.take()
     made = Path(tempfile.mkdtemp(prefix="kiln-", dir=env["TMPDIR"]))
-    assert faults.leftovers(home, short / "cache", before) == [f"temporary: {made}"]
+    assert of(short, faults.leftovers(home, short / "cache", before)) == [f"temporary: {made}"]
     ignored = Path(tempfile.mkdtemp(prefix="packer", dir="/tmp"))  # a tool that ignored TMPDIR
     try:
-        assert faults.leftovers(home, short / "cache", before) == [f"temporary: {made}", f"temporary: {ignored}"]
+        found = of(short, faults.leftovers(home, short / "cache", before), ignored)
+        assert found == [f"temporary: {made}", f"temporary: {ignored}"]
     finally:
         ignored.rmdir()
 
@@ -103,10 +109,18 @@ def test_a_new_mount_anywhere_is_a_leftover(short):
     point.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "none", str(point)], check=True)
     try:
-        assert Snapshot.take().new_since(before) == [f"mount: {point}"]
+        assert of(short, Snapshot.take().new_since(before)) == [f"mount: {point}"]
     finally:
         subprocess.run(["umount", str(point)], check=True)
-    assert Snapshot.take().new_since(before) == []
+    assert of(short, Snapshot.take().new_since(before)) == []
+
+
+def test_a_loop_device_counts_only_on_a_file_of_the_suite(short):
+    suite = (short / "home", short / "cache")
+    assert ours(f"loop device: loop3 on {short}/home/runs/r1/raw (deleted)", suite)
+    assert ours(f"loop device: loop3 on {short}/cache/foundation/.build-x/raw", suite)
+    assert not ours("loop device: loop4 on /root/.kiln/runs/r2/raw", suite)  # another job's
+    assert ours("mount: /mnt/anything", suite) and ours("temporary: /tmp/x", suite)
 
 
 def test_a_workspace_too_long_for_a_socket_path_is_refused(tmp_path):
@@ -231,7 +245,18 @@ def test_invoke_faults_rejects_an_unknown_part(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "kiln: error: --only 'everything' is not a part of the suite — use all, interrupts, aws, writers, world"]
+        "kiln: error: --only 'everything': everything is not a part of the suite — use one or more of all, "
+        "interrupts, aws, writers, world, separated by commas"]
+
+
+def test_only_names_parts_separated_by_commas_and_world_alone():
+    assert faults.parts_of("interrupts, writers") == {"interrupts", "writers"}
+    assert faults.parts_of("all") == faults.parts_of("aws,all") == {"interrupts", "aws", "writers"}
+    assert faults.parts_of("world") == {"world"}
+    with pytest.raises(KilnError, match="world runs on its own"):
+        faults.parts_of("world,aws")
+    with pytest.raises(KilnError, match="no part"):
+        faults.parts_of(" , ")
 
 
 @pytest.mark.parametrize(("phase", "line"), [("build", "base@1: build: mounted, converging"),

@@ -23,6 +23,10 @@ SEED = Path(__file__).with_name("debian-amis.json")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAKILNTESTONLY0000", "AWS_SECRET_ACCESS_KEY": "kiln-test-secret-not-real",
                "AWS_EC2_METADATA_DISABLED": "true"}
 TWIN_FILTER = {"kiln-twin": "yes"}
+# The twin's subnet: the VMs of its instances listen on their private addresses there, port 22, so two twins
+# on one machine (two test lanes) each need their own.
+TWIN_SUBNET_ENV = "KILN_TWIN_SUBNET"
+TWIN_VPC = "127.100.0.0/16"
 # How Kiln reaches the twin's instances: by their private (loopback) address, in the subnet its filters choose.
 TWIN_SETTINGS = {"KILN_AWS_SSH_INTERFACE": "private_ip", "KILN_AWS_SSH_CIDR": "127.0.0.0/8",
                  "KILN_AWS_VPC_FILTER": "tag:kiln-twin=yes", "KILN_AWS_SUBNET_FILTER": "tag:kiln-twin=yes"}
@@ -72,13 +76,33 @@ def environment(url: str) -> dict[str, str]:
     return {**CREDENTIALS, "AWS_ENDPOINT_URL": url, "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def twin_subnet_of_lane(worker: str) -> str:
+    """The subnet of a test lane's twin (pytest-xdist's ``gw0``, ``gw1`` …): 127.100.1.0/24, 127.100.2.0/24 …"""
+    lane = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    return f"127.100.{lane + 1}.0/24"
+
+
+def twin_subnet() -> str:
+    """The twin's subnet (``KILN_TWIN_SUBNET``, default 127.100.1.0/24), which must lie in its VPC."""
+    import ipaddress
+
+    value = os.environ.get(TWIN_SUBNET_ENV, "127.100.1.0/24")
+    try:
+        subnet = ipaddress.ip_network(value)
+    except ValueError as exc:
+        raise ValueError(f"{TWIN_SUBNET_ENV}={value!r} is not a subnet: {exc}") from None
+    if not subnet.subnet_of(ipaddress.ip_network(TWIN_VPC)):
+        raise ValueError(f"{TWIN_SUBNET_ENV}={value!r} is outside the twin's VPC {TWIN_VPC}")
+    return str(subnet)
+
+
 def twin_network(region: str = "us-east-1") -> None:
-    """A 127.100.0.0/16 VPC with a 127.100.1.0/24 subnet, tagged for Kiln's filters: instances there get
+    """A 127.100.0.0/16 VPC with one subnet (``twin_subnet``), tagged for Kiln's filters: instances there get
     loopback addresses, which the twin binds."""
     import boto3
 
     ec2 = boto3.client("ec2", region_name=region)
     tags = [{"Key": k, "Value": v} for k, v in TWIN_FILTER.items()]
-    vpc = ec2.create_vpc(CidrBlock="127.100.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])
-    ec2.create_subnet(VpcId=vpc["Vpc"]["VpcId"], CidrBlock="127.100.1.0/24",
+    vpc = ec2.create_vpc(CidrBlock=TWIN_VPC, TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])
+    ec2.create_subnet(VpcId=vpc["Vpc"]["VpcId"], CidrBlock=twin_subnet(),
                       TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}])

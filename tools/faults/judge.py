@@ -37,8 +37,9 @@ class Snapshot:
     """This machine's mounts (FUSE exports among them), loop devices and /tmp entries at one moment.
 
     Compared before and after a case, it catches what a tool left outside the
-    places the suite gives its bakes; run the suite alone, since another job's
-    new mounts or /tmp entries would count too."""
+    places the suite gives its bakes; run the suite alone or in a mount namespace
+    of its own (``tools.faults.alone``), since another job's new mounts or /tmp
+    entries would count too."""
 
     entries: frozenset[str]
 
@@ -68,7 +69,17 @@ def leftovers(home: Path, cache: Path, before: Snapshot) -> list[str]:
     found += [f"partial image: {p}" for p in sorted((home / "images").rglob("*.partial"))]
     found += [f"foundation work folder: {p}" for p in sorted((cache / "foundation").glob(".build-*"))]
     found += [f"temporary: {p}" for p in sorted(tmp.iterdir())]
-    return found + Snapshot.take().new_since(before)
+    return found + [entry for entry in Snapshot.take().new_since(before) if ours(entry, (home.parent, cache))]
+
+
+def ours(entry: str, folders: tuple[Path, ...]) -> bool:
+    """Whether a new entry of the machine can be the suite's: every mount and /tmp entry (in its own mount
+    namespace, all of them are: ``tools.faults.alone``), and a loop device only when its file is in one of the
+    suite's ``folders``, since loop devices are the whole machine's."""
+    if not entry.startswith("loop device: "):
+        return True
+    backing = entry.split(" on ", 1)[-1]
+    return any(backing.startswith(f"{folder}/") for folder in folders)
 
 
 def half_published(home: Path, interrupted: tuple[str, str] | None) -> list[str]:
