@@ -1,5 +1,6 @@
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,35 @@ def test_qemu_invocation_binds_loopback_and_never_writes_the_image(tmp_path):
     assert "hostfwd=tcp:127.0.0.1:8080-:80" in netdev
     assert "hostfwd=tcp::" not in netdev
     assert f"file={tmp_path / 'o.qcow2'},if=virtio,format=qcow2" in argv
+
+
+def test_the_test_vm_has_no_default_devices_but_every_one_it_uses(tmp_path):
+    argv = list(vm.qemu_invocation(disk=tmp_path / "o.qcow2", seed_iso=tmp_path / "s.iso", ssh_port=2200,
+                                   forwards={}, serial_log=tmp_path / "serial", pidfile=tmp_path / "pid").argv)
+    assert "-nodefaults" in argv and argv[argv.index("-vga") + 1] == "none"
+    assert argv[argv.index("-serial") + 1] == f"file:{tmp_path / 'serial'}"
+    assert f"file={tmp_path / 's.iso'},media=cdrom,readonly=on" in argv
+    assert "virtio-net-pci,netdev=n0" in argv
+
+
+@pytest.mark.parametrize(("marks", "waits"), [((), False), (("enabled",), True),
+                                              (("enabled", "result.json"), False)])
+def test_settled_waits_only_while_cloud_init_runs_and_has_not_written_its_result(tmp_path, marks, waits):
+    run = tmp_path / "run" / "cloud-init"
+    run.mkdir(parents=True)
+    for mark in marks:
+        (run / mark).touch()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cloud-init").write_text("#!/bin/sh\n")
+    (bin_dir / "cloud-init").chmod(0o755)
+    command = vm.SETTLED.replace("/run/cloud-init", str(run))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    if waits:
+        with pytest.raises(subprocess.TimeoutExpired):
+            subprocess.run(["sh", "-c", command], env=env, timeout=1.5)
+    else:
+        assert subprocess.run(["sh", "-c", command], env=env, timeout=10).returncode == 0
 
 
 def test_overlay_has_explicit_backing_format(tmp_path):
