@@ -135,8 +135,7 @@ POLL_SECONDS = 0.5  # between attempts: an attempt before sshd listens fails at 
 # reads (the generator's ``enabled`` mark says cloud-init runs on this boot at all). A shell test costs
 # nothing; ``cloud-init status --wait`` would start a Python process that takes seconds under emulation,
 # on the CPUs the final stage is using (30.1 s to 28.1 s to answer, docs/boot-profile.md).
-SETTLED = ("command -v cloud-init >/dev/null && [ -e /run/cloud-init/enabled ] || exit 0; "
-           "until [ -e /run/cloud-init/result.json ]; do sleep 0.2; done")
+SETTLED = "[ -e /run/cloud-init/enabled ] || exit 0; until [ -e /run/cloud-init/result.json ]; do sleep 0.2; done"
 
 
 def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what: str, log: Path | None = None) -> None:
