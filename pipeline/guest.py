@@ -73,9 +73,10 @@ class SshGuest:
         return host
 
     def testinfra_args(self) -> tuple[str, ...]:
-        """testinfra's SSH backend, sharing connections through the ssh_config's control master."""
-        return (f"--hosts=ssh://{self.access.user}@{self.host}:{self.ssh_port}", f"--ssh-config={self.ssh_config}",
-                "--sudo")
+        """testinfra's SSH backend, sharing connections through the ssh_config's control master, its root
+        commands through one root shell (``pipeline/spec_shell.py``)."""
+        return ("-p", "pipeline.spec_shell", f"--hosts=kiln-ssh://{self.access.user}@{self.host}:{self.ssh_port}",
+                f"--ssh-config={self.ssh_config}", "--sudo")
 
     def environment(self) -> dict[str, str]:
         """How the specs reach the guest themselves, and the forwarded ports."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from pipeline import proc
 from pipeline.guest import Guest
+
+KILN_ROOT = str(Path(__file__).resolve().parents[1])  # where pytest finds Kiln's own plugins (spec_shell)
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,12 @@ class SpecResult:
 def spec_invocation(guest: Guest, *, spec_dirs: Sequence[Path], junit: Path,
                     env: Mapping[str, str]) -> proc.Invocation:
     """pytest-testinfra against the guest, one JUnit report."""
+    path = os.pathsep.join(filter(None, (KILN_ROOT, env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")))))
     return proc.Invocation(
         argv=(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--tb=short",
               *guest.testinfra_args(), f"--junitxml={junit}",
               *(str(d) for d in spec_dirs)),
-        env=dict(env),
+        env={**env, "PYTHONPATH": path},
     )
 
 
