@@ -142,8 +142,8 @@ class Twin:
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base),
                         str(machine.disk)], check=True, capture_output=True)
         iso = self.seed(ec2, inst, folder)
-        argv = ["qemu-system-x86_64", "-accel", vm.accelerator(), "-m", "1024", "-smp", "2", "-display", "none",
-                "-monitor", "none", "-serial", f"file:{machine.serial}",
+        argv = ["qemu-system-x86_64", "-accel", vm.accelerator(), "-m", "1024", "-smp", "2", "-nodefaults",
+                "-vga", "none", "-display", "none", "-monitor", "none", "-serial", f"file:{machine.serial}",
                 "-drive", f"file={machine.disk},if=virtio,format=qcow2",
                 "-drive", f"file={iso},media=cdrom,readonly=on",
                 "-netdev", f"user,id=n0,hostfwd=tcp:{address}:22-:22", "-device", "virtio-net-pci,netdev=n0"]
