@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import templates
+from pipeline import templates, vm
 from pipeline.errors import ConfigError
 
 
@@ -26,3 +26,9 @@ def test_malformed_hcl_gives_file_and_line(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         templates.variables(tmp_path)
     assert str(bad) in err.value.message and "invalid HCL" in err.value.message
+
+
+def test_a_packer_build_waits_for_first_boot_as_the_gate_does(root):
+    build = templates.parse_file(root / "packer" / "image" / "build.pkr.hcl")["build"][0]
+    first = build["provisioner"][0]["shell"]
+    assert first["inline"] == [vm.SETTLED] and "amazon-ebs.emulator" in first["except"]
