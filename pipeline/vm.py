@@ -131,11 +131,17 @@ def close_masters(control: Path) -> None:
 
 
 POLL_SECONDS = 0.5  # between attempts: an attempt before sshd listens fails at once, and costs the guest nothing
-# cloud-init has finished with this boot: its final stage wrote result.json, the mark ``cloud-init status``
-# reads (the generator's ``enabled`` mark says cloud-init runs on this boot at all). A shell test costs
-# nothing; ``cloud-init status --wait`` would start a Python process that takes seconds under emulation,
-# on the CPUs the final stage is using (30.1 s to 28.1 s to answer, docs/boot-profile.md).
-SETTLED = "[ -e /run/cloud-init/enabled ] || exit 0; until [ -e /run/cloud-init/result.json ]; do sleep 0.2; done"
+# cloud-init has finished with this boot (its final stage wrote result.json, the mark ``cloud-init status``
+# reads), or does not run on it (no ``enabled`` mark from its generator). A shell test costs nothing;
+# ``cloud-init status --wait`` would start a Python process that takes seconds under emulation, on the CPUs
+# the final stage is using (30.1 s to 28.1 s to answer, docs/boot-profile.md).
+CLOUD_INIT_DONE = "[ ! -e /run/cloud-init/enabled ] || [ -e /run/cloud-init/result.json ]"
+# One attempt waits in the guest for at most ATTEMPT_SECONDS / 2, and is given ATTEMPT_SECONDS in all: a
+# connection that stalls (no reply and no reset: a guest too busy to answer, a lost slirp connection) is
+# dropped and made anew instead of holding the whole boot's time.
+ATTEMPT_SECONDS = 60.0
+SETTLED = (f"i=0; until {CLOUD_INIT_DONE}; do i=$((i+1)); [ $i -le {int(ATTEMPT_SECONDS / 2 / 0.2)} ] || exit 1; "
+           "sleep 0.2; done")
 
 
 def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what: str, log: Path | None = None) -> None:
@@ -143,8 +149,9 @@ def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what:
 
     cloud-init restarts sshd in its config stage, seconds after sshd first
     answers: a spec that connects then is reset. Until cloud-init is done, any
-    SSH failure (exit 255, the reset among them) is waited out; ``alive`` raises
-    if the machine itself is gone."""
+    SSH failure (exit 255, the reset among them) is waited out, and no attempt
+    lasts longer than ``ATTEMPT_SECONDS``; ``alive`` raises if the machine
+    itself is gone."""
     while True:
         alive()
         left = deadline - time.monotonic()
@@ -153,7 +160,7 @@ def settle(guest: SshGuest, deadline: float, alive: Callable[[], None], *, what:
                             hint=f"see its serial log; {BOOT_ENV} sets how long a boot may take")
         try:
             done = subprocess.run(guest.ssh_argv("sudo", "sh", "-c", SETTLED), check=False, capture_output=True,
-                                  stdin=subprocess.DEVNULL, timeout=max(5.0, left))
+                                  stdin=subprocess.DEVNULL, timeout=max(5.0, min(left, ATTEMPT_SECONDS)))
         except subprocess.TimeoutExpired:
             continue
         if done.returncode == 0:

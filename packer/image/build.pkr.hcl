@@ -11,12 +11,12 @@ build {
     communicator = "none"
   }
 
-  # First boot done: the shell test of cloud-init's own finish mark that the gate uses (SETTLED in
+  # First boot done: the shell test of cloud-init's own finish mark that the gate uses (CLOUD_INIT_DONE in
   # pipeline/vm.py), not `cloud-init status --wait`, a Python process that takes seconds to start under
   # emulation. A cloud-init that ended in errors does not stop the build here; the playbook and the specs judge.
   provisioner "shell" {
     except = ["amazon-ebs.emulator", "amazon-chroot.image"]
-    inline = ["[ -e /run/cloud-init/enabled ] || exit 0; until [ -e /run/cloud-init/result.json ]; do sleep 0.2; done"]
+    inline = ["until [ ! -e /run/cloud-init/enabled ] || [ -e /run/cloud-init/result.json ]; do sleep 0.2; done"]
   }
 
   provisioner "ansible" {

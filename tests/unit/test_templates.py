@@ -31,4 +31,5 @@ def test_malformed_hcl_gives_file_and_line(tmp_path: Path):
 def test_a_packer_build_waits_for_first_boot_as_the_gate_does(root):
     build = templates.parse_file(root / "packer" / "image" / "build.pkr.hcl")["build"][0]
     first = build["provisioner"][0]["shell"]
-    assert first["inline"] == [vm.SETTLED] and "amazon-ebs.emulator" in first["except"]
+    assert first["inline"] == [f"until {vm.CLOUD_INIT_DONE}; do sleep 0.2; done"]
+    assert "amazon-ebs.emulator" in first["except"]

@@ -80,14 +80,16 @@ def test_iso_invocation_labels_cidata(tmp_path):
 
 
 class ScriptedGuest:
-    """A guest whose SSH is a shell script: exits 255 (a reset) ``resets`` times, then runs the command."""
+    """A guest whose SSH is a shell script: its first ``stalls`` attempts hang (a connection that never replies),
+    the next ``resets`` exit 255 (a reset), then it runs the command."""
 
-    def __init__(self, folder: Path, resets: int) -> None:
+    def __init__(self, folder: Path, resets: int, stalls: int = 0) -> None:
         self.count = folder / "count"
         self.count.write_text("0")
         self.script = folder / "ssh.sh"
         self.script.write_text(f'n=$(cat {self.count}); echo $((n+1)) > {self.count}\n'
-                               f'[ "$n" -lt {resets} ] && exit 255\nshift; exec "$@"\n')  # "sudo" dropped
+                               f'[ "$n" -lt {stalls} ] && exec sleep 3600\n'
+                               f'[ "$n" -lt {stalls + resets} ] && exit 255\nshift; exec "$@"\n')  # "sudo" dropped
 
     def ssh_argv(self, *command: str) -> list[str]:
         return ["sh", str(self.script), *command]
@@ -98,6 +100,24 @@ def test_settle_waits_out_ssh_resets_until_cloud_init_is_done(tmp_path, monkeypa
     guest = ScriptedGuest(tmp_path, resets=3)
     vm.settle(guest, vm.time.monotonic() + 30, lambda: None, what="the VM")  # type: ignore[arg-type]
     assert guest.count.read_text().strip() == "4"
+
+
+def test_an_attempt_that_stalls_is_dropped_and_made_anew_within_the_boots_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(vm, "ATTEMPT_SECONDS", 0.5)  # the floor of one attempt is 5 s
+    guest = ScriptedGuest(tmp_path, resets=1, stalls=1)
+    started = vm.time.monotonic()
+    vm.settle(guest, started + 60, lambda: None, what="the VM")  # type: ignore[arg-type]
+    assert guest.count.read_text().strip() == "3" and vm.time.monotonic() - started < 30
+
+
+def test_the_guest_side_wait_ends_so_that_the_next_attempt_is_a_new_connection(tmp_path):
+    run = tmp_path / "run" / "cloud-init"
+    run.mkdir(parents=True)
+    (run / "enabled").touch()
+    bounded = vm.SETTLED.replace("/run/cloud-init", str(run)).replace(f"-le {int(vm.ATTEMPT_SECONDS / 2 / 0.2)}",
+                                                                       "-le 2")
+    assert bounded != vm.SETTLED.replace("/run/cloud-init", str(run))
+    assert subprocess.run(["sh", "-c", bounded], timeout=10).returncode == 1
 
 
 def test_settle_gives_up_when_the_machine_is_gone(tmp_path, monkeypatch):
