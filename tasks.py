@@ -21,7 +21,7 @@ from pipeline.errors import KilnError
 from pipeline.progress import table
 from pipeline.render import print_change
 from pipeline.schedule import write_rows
-from tools.tasks import bench, faults
+from tools.tasks import bench, docs, faults
 
 REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"
 
@@ -291,4 +291,4 @@ def catalog_reconcile(c, target="local", dry_run=False, region=""):
 catalog = Collection("catalog", catalog_list, catalog_export, catalog_import, catalog_resolve, catalog_diff,
                      catalog_channels, catalog_report, catalog_sbom, catalog_check, catalog_leases, catalog_reconcile)
 ns = Collection(bake, plan, converge, validate, new, images, up, down, foundation, promote, rollback, revoke, restore,
-                prune, janitor, bench, faults, catalog)
+                prune, janitor, bench, faults, docs, catalog)

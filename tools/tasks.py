@@ -7,6 +7,7 @@ Each loads its harness only when it runs (they pull in moto and boto3), so
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from invoke import task
@@ -54,3 +55,33 @@ def faults(c, only="all", json="", keep=""):
     own_catalogs()
     guarded(lambda: fault_suite.main(only=only, json_path=Path(json) if json else None,
                                      keep=Path(keep).resolve() if keep else None))
+
+
+@task(help={"serve": "instead: serve the site on 127.0.0.1 (--port), rebuilt on every edit, until Ctrl-C",
+            "port": "the port --serve listens on (default 8000)",
+            "refresh": "first rewrite each task page's quote of invoke --help TASK with what it prints now",
+            "site": "where the built site goes (default: site/)"})
+def docs(c, serve=False, port=8000, refresh=False, site="site"):
+    """Build the documentation site (docs/, mkdocs.yml) with mkdocs build --strict; check its task pages first."""
+    from pipeline.errors import ConfigError
+    from tools import docs as site_tool
+
+    def work() -> None:
+        for page in site_tool.refresh(site_tool.ROOT / "docs") if refresh else ():
+            print(f"refreshed {page.relative_to(site_tool.ROOT)}")
+        problems = site_tool.check(site_tool.ROOT / "docs")
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            raise ConfigError(f"{len(problems)} task page(s) differ from invoke --help", hint="invoke docs --refresh")
+        if serve:
+            site_tool.serve(int(port))
+            return
+        built = site_tool.build(Path(site).resolve())
+        if built.returncode != 0:
+            warnings = [line for line in built.stderr.splitlines() if line.startswith(("WARNING", "ERROR"))]
+            print("\n".join(warnings or built.stderr.splitlines()[-5:]), file=sys.stderr)
+            raise ConfigError(f"mkdocs build --strict failed with {len(warnings)} finding(s), above",
+                              hint="fix the page each names (broken links and pages outside the nav fail)")
+        print(f"site: {Path(site).resolve()}/index.html")
+
+    guarded(work)
