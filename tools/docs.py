@@ -8,43 +8,56 @@ A task page quotes each task's help under a marker line::
     ...
     ```
 
-``check`` compares every quote with what ``invoke --help TASK`` prints now (80 columns, as on a pipe) and
+``check`` compares every quote with what ``invoke --help TASK`` prints now (on a pipe: 80 columns) and
 names every task no page quotes; ``refresh`` rewrites the quotes. So a flag renamed in ``tasks.py`` fails
 the tests until its page says so too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import functools
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]  # where tasks.py and mkdocs.yml are
 QUOTE = re.compile(r"(<!-- invoke --help (?P<task>[\w.-]+) -->\n```text\n)(?P<text>.*?)(```)", re.S)
 
 
+@functools.cache  # one process per task and run of Kiln's own tasks
 def help_text(task: str) -> str:
-    """What ``invoke --help TASK`` prints, run in this process from Kiln's checkout (so at 80 columns)."""
-    from invoke import Program
+    """What ``invoke --help TASK`` prints on a pipe (80 columns), run from Kiln's checkout as a user runs it.
 
-    out = io.StringIO()
-    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out):
-        Program(binary="inv[oke]", binary_names=["invoke", "inv"]).run(["invoke", "--help", task], exit=False)
-    return "\n".join(line.rstrip() for line in out.getvalue().strip("\n").splitlines()) + "\n"
+    A process of its own each time: invoke hands a task's help texts to the first parser built from it, so a
+    second parse of the same task objects in one process prints its flags without them."""
+    done = subprocess.run([str(Path(sys.executable).parent / "invoke"), "--help", task], cwd=ROOT,
+                          capture_output=True, text=True, check=True, env={**os.environ, "NO_COLOR": "1"})
+    return "\n".join(line.rstrip() for line in done.stdout.strip("\n").splitlines()) + "\n"
+
+
+def help_texts(tasks: Iterable[str]) -> dict[str, str]:
+    """``help_text`` of each task, a few at once."""
+    names = sorted(set(tasks))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(names, pool.map(help_text, names), strict=True))
 
 
 def task_names() -> list[str]:
     """Every task ``invoke --list`` shows, dotted names included."""
-    from invoke import Collection
-    from invoke.loader import FilesystemLoader
+    done = subprocess.run([str(Path(sys.executable).parent / "invoke"), "--list", "--list-format", "json"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
 
-    with contextlib.chdir(ROOT):
-        module, parent = FilesystemLoader(start=str(ROOT)).load("tasks")
-    return sorted(Collection.from_module(module).task_names)
+    def names(collection: dict[str, Any], prefix: str = "") -> list[str]:
+        own = [prefix + task["name"] for task in collection["tasks"]]
+        return own + [n for sub in collection["collections"] for n in names(sub, f"{prefix}{sub['name']}.")]
+
+    return sorted(names(json.loads(done.stdout)))
 
 
 def pages(docs: Path) -> list[Path]:
@@ -54,12 +67,14 @@ def pages(docs: Path) -> list[Path]:
 def check(docs: Path) -> list[str]:
     """One line per quote that differs from ``invoke --help`` now, and per task no page quotes."""
     problems, quoted = [], set()
+    now = help_texts(found["task"] for page in pages(docs) for found in QUOTE.finditer(page.read_text()))
     for page in pages(docs):
-        for found in QUOTE.finditer(page.read_text()):
+        text = page.read_text()
+        for found in QUOTE.finditer(text):
             task = found["task"]
             quoted.add(task)
-            line = page.read_text().count("\n", 0, found.start()) + 1
-            if found["text"] != help_text(task):
+            line = text.count("\n", 0, found.start()) + 1
+            if found["text"] != now[task]:
                 problems.append(f"{page}:{line}: the quote of invoke --help {task} is not what it prints now "
                                 f"(run invoke docs --refresh)")
     problems += [f"{docs}: no page quotes invoke --help {task} (add it to the page of its group)"
@@ -70,9 +85,10 @@ def check(docs: Path) -> list[str]:
 def refresh(docs: Path) -> list[Path]:
     """Rewrite every quote with what ``invoke --help`` prints now; the pages that changed."""
     changed = []
+    now = help_texts(found["task"] for page in pages(docs) for found in QUOTE.finditer(page.read_text()))
     for page in pages(docs):
         text = page.read_text()
-        new = QUOTE.sub(lambda m: m.group(1) + help_text(m["task"]) + m.group(4), text)
+        new = QUOTE.sub(lambda m: m.group(1) + now[m["task"]] + m.group(4), text)
         if new != text:
             page.write_text(new)
             changed.append(page)
