@@ -60,34 +60,34 @@ def task_names() -> list[str]:
     return sorted(names(json.loads(done.stdout)))
 
 
-def pages(docs: Path) -> list[Path]:
-    return sorted(docs.rglob("*.md"))
+def pages(docs: Path) -> dict[Path, str]:
+    """Every page's text, read once."""
+    return {page: page.read_text() for page in sorted(docs.rglob("*.md"))}
+
+
+def help_now(texts: dict[Path, str]) -> dict[str, str]:
+    """``invoke --help`` now of every task the pages quote."""
+    return help_texts(found["task"] for text in texts.values() for found in QUOTE.finditer(text))
 
 
 def check(docs: Path) -> list[str]:
     """One line per quote that differs from ``invoke --help`` now, and per task no page quotes."""
-    problems, quoted = [], set()
-    now = help_texts(found["task"] for page in pages(docs) for found in QUOTE.finditer(page.read_text()))
-    for page in pages(docs):
-        text = page.read_text()
-        for found in QUOTE.finditer(text):
-            task = found["task"]
-            quoted.add(task)
-            line = text.count("\n", 0, found.start()) + 1
-            if found["text"] != now[task]:
-                problems.append(f"{page}:{line}: the quote of invoke --help {task} is not what it prints now "
-                                f"(run invoke docs --refresh)")
-    problems += [f"{docs}: no page quotes invoke --help {task} (add it to the page of its group)"
-                 for task in task_names() if task not in quoted]
-    return problems
+    texts = pages(docs)
+    now = help_now(texts)
+    problems = [f"{page}:{text.count(chr(10), 0, found.start()) + 1}: the quote of invoke --help {found['task']} is "
+                "not what it prints now (run invoke docs --refresh)"
+                for page, text in texts.items() for found in QUOTE.finditer(text)
+                if found["text"] != now[found["task"]]]
+    return problems + [f"{docs}: no page quotes invoke --help {task} (add it to the page of its group)"
+                       for task in task_names() if task not in now]
 
 
 def refresh(docs: Path) -> list[Path]:
     """Rewrite every quote with what ``invoke --help`` prints now; the pages that changed."""
+    texts = pages(docs)
+    now = help_now(texts)
     changed = []
-    now = help_texts(found["task"] for page in pages(docs) for found in QUOTE.finditer(page.read_text()))
-    for page in pages(docs):
-        text = page.read_text()
+    for page, text in texts.items():
         new = QUOTE.sub(lambda m: m.group(1) + now[m["task"]] + m.group(4), text)
         if new != text:
             page.write_text(new)
