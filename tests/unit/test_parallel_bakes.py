@@ -129,8 +129,9 @@ def test_ctrl_c_stops_every_running_bake_and_nothing_is_left(forest, tmp_path):
     running = bake(tmp_path, "branch,twig", "--jobs", "2", FAKE_BUILD_SECONDS="120")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and running.poll() is None:
-        with Catalog.open(tmp_path / "home" / "catalog.db") as cat:
-            if len(cat.leases.live()) == 2:
+        with Catalog.open(tmp_path / "home" / "catalog.db") as cat:  # both hold their lease and have begun
+            if len(cat.leases.live()) == 2 and {r.name for r in cat.versions() if r.status == "building"} == {
+                    "branch", "twig"}:
                 break
         time.sleep(0.2)
     os.kill(running.pid, signal.SIGINT)
