@@ -12,14 +12,13 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from pipeline import render
 from pipeline.app import baking, machines, upkeep
 from pipeline.app import catalog as catalog_app
 from pipeline.catalog import dumps
-from pipeline.cli import OptionalPositionalTask, guarded, step_hooks
+from pipeline.cli import OptionalPositionalTask, guarded, render, step_hooks
+from pipeline.cli.render import print_change
 from pipeline.errors import KilnError
 from pipeline.progress import table
-from pipeline.render import print_change
 from pipeline.schedule import write_rows
 from tools.tasks import bench, docs, faults
 

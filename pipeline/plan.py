@@ -62,7 +62,7 @@ class Planner:
     target: Target
     # The tool part of the bake key: the same for every image, or each image's (its builder differs).
     tool_values: Mapping[str, str] | Callable[[ImageSpec], Mapping[str, str]]
-    # Package manifest → pending updates (``pipeline.updates.checker``); None: not checked.
+    # Package manifest → pending updates (``pipeline.upkeep.updates.checker``); None: not checked.
     updates: Callable[[list[dict[str, str]]], list[Any]] | None = None
     # The files besides its playbook that each image's builder reads (a bake key input).
     templates: Callable[[ImageSpec], Sequence[str]] = lambda _spec: inputs.TEMPLATE_FILES

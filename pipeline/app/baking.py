@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import bake as bake_mod
-from pipeline import config, foundation, targets, updates
+from pipeline import config, foundation, targets
 from pipeline.app import parallel
 from pipeline.catalog import Catalog
 from pipeline.errors import ConfigError, KilnError
@@ -23,6 +23,7 @@ from pipeline.schedule import Spawn
 from pipeline.targets.base import Builder, Target
 from pipeline.targets.local import converge as workspace
 from pipeline.targets.local.converge import Converged
+from pipeline.upkeep import updates
 
 BUILDER_ENV = "KILN_BUILDER"  # the builder of every image, over kiln.toml (the command line's --builder wins)
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from pipeline import config, janitor, locks, prune, targets, validate
-from pipeline import scaffold as scaffold_mod
+from pipeline import config, locks, targets
+from pipeline.app import validate
+from pipeline.app.validate import Finding
 from pipeline.errors import CatalogMissing
 from pipeline.targets.base import Target
-from pipeline.validate import Finding
+from pipeline.upkeep import janitor, prune
+from pipeline.upkeep import scaffold as scaffold_mod
 
 
 def check_project() -> list[Finding]:

@@ -24,10 +24,10 @@ from typing import Protocol
 from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths, Project
 from pipeline.guest import Guest, Unreachable
-from pipeline.janitor import CatalogView
 from pipeline.layer import Earlier, Layer, Source
 from pipeline.progress import Reporter
-from pipeline.prune import Decision
+from pipeline.upkeep.janitor import CatalogView
+from pipeline.upkeep.prune import Decision
 
 
 class Run(Protocol):

@@ -128,8 +128,8 @@ def test_a_region_that_refuses_the_deregistration_stops_neither_the_others_nor_t
 
     from pipeline.config import default_paths
     from pipeline.errors import CloudError
-    from pipeline.prune import plan
     from pipeline.targets.aws import AwsTarget
+    from pipeline.upkeep.prune import plan
 
     for key, value in kiln_env(tmp_path / "home").items():
         if key.startswith("KILN_"):

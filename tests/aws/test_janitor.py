@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline import janitor
+from pipeline.upkeep import janitor
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.aws

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, inputs, render
+from pipeline import config, inputs
 from pipeline import plan as plan_mod
 from pipeline.catalog import Artifact, Catalog
+from pipeline.cli import render
 from pipeline.targets.local import LocalTarget
 
 TOOLS = {"packer": "1.6.6", "ansible-core": "2.19.14", "target": "local"}
@@ -130,7 +131,7 @@ def test_graph_is_drawn(root):
 
 
 def test_security_updates_are_a_reason_to_rebake(env):
-    from pipeline.updates import Update
+    from pipeline.upkeep.updates import Update
 
     root, cat = env
     record_all(root, cat)

@@ -24,9 +24,7 @@ from pipeline.catalog.s3_store import S3Store
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
 from pipeline.guest import Guest, Unreachable
-from pipeline.janitor import CatalogView
 from pipeline.layer import Earlier, Layer, Source
-from pipeline.prune import Decision
 from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 from pipeline.targets.aws import amis, instance, janitor, mirror, retention
@@ -34,6 +32,8 @@ from pipeline.targets.aws.packer_chroot import PackerChroot
 from pipeline.targets.aws.packer_ebs import PackerEbs
 from pipeline.targets.aws.settings import AwsSettings, load
 from pipeline.targets.base import Builder, Leftover
+from pipeline.upkeep.janitor import CatalogView
+from pipeline.upkeep.prune import Decision
 
 
 class AwsTarget:

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.errors import CatalogError
-from pipeline.janitor import CatalogView, run_of, run_started
 from pipeline.targets.aws import account as aws
 from pipeline.targets.aws import retention
 from pipeline.targets.base import Leftover
+from pipeline.upkeep.janitor import CatalogView, run_of, run_started
 
 KEEP_STATUSES = ("verified", "revoked", "building")
 ORDER = ("instance", "key-pair", "security-group", "volume", "image", "snapshot")

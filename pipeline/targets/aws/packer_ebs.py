@@ -14,8 +14,8 @@ import contextlib
 import subprocess
 from collections.abc import Iterator, Mapping
 
-from pipeline import packer_build
 from pipeline.layer import Layer
+from pipeline.packer import build as packer_build
 from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 

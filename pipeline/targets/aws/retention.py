@@ -26,8 +26,8 @@ from typing import Any
 
 from pipeline.catalog import Catalog
 from pipeline.errors import CloudError
-from pipeline.prune import Decision
 from pipeline.targets.aws import account as aws
+from pipeline.upkeep.prune import Decision
 
 
 def in_use(account: aws.Account, regions: Iterable[str], *, leaving: Collection[str] = (),

@@ -19,16 +19,16 @@ from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
 from pipeline.guest import Guest
-from pipeline.janitor import CatalogView
 from pipeline.layer import Earlier, Layer, Source
 from pipeline.progress import fmt_seconds
-from pipeline.prune import Decision
 from pipeline.run import Run
 from pipeline.targets.base import Builder, Leftover
 from pipeline.targets.local import image_store, settings, upkeep
 from pipeline.targets.local.chroot_builder import ChrootBuilder
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 from pipeline.targets.local.packer_qemu import PackerQemu
+from pipeline.upkeep.janitor import CatalogView
+from pipeline.upkeep.prune import Decision
 
 VERIFY_USER = "kiln"
 

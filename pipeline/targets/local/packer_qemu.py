@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipeline import packer_build, proc, seed, vm
+from pipeline import proc, seed, vm
 from pipeline.errors import BuildFailed
 from pipeline.layer import Layer
+from pipeline.packer import build as packer_build
 from pipeline.run import Run
 
 MIN_QEMU = (5, 2)  # -accel, and qemu-img's -F for backing files

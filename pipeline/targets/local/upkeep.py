@@ -23,10 +23,10 @@ from pathlib import Path
 
 from pipeline import foundation, machine
 from pipeline.catalog import Catalog
-from pipeline.janitor import run_started
-from pipeline.prune import Decision
 from pipeline.targets.base import Leftover
 from pipeline.targets.local import chroot
+from pipeline.upkeep.janitor import run_started
+from pipeline.upkeep.prune import Decision
 
 
 def tmp_places() -> list[Path]:

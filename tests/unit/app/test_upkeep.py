@@ -5,11 +5,12 @@ import socket
 
 import pytest
 
-from pipeline import janitor, locks
+from pipeline import locks
 from pipeline.app import upkeep
 from pipeline.catalog import Catalog, Lease
 from pipeline.progress import Reporter
 from pipeline.targets.local import upkeep as local_upkeep
+from pipeline.upkeep import janitor
 
 LOCKED, LEASED, DEAD = "20261101T020000Z-0a1d0d", "20261101T030000Z-0b2e0e", "20261101T040000Z-0c3f0f"
 

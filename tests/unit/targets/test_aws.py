@@ -5,10 +5,11 @@ import re
 
 import pytest
 
-from pipeline import config, templates
+from pipeline import config
 from pipeline.errors import KilnError
 from pipeline.inputs import Inputs
 from pipeline.layer import Git, Layer, Source
+from pipeline.packer import templates
 from pipeline.run import Run
 from pipeline.targets.aws import instance, packer_ebs
 from pipeline.targets.aws.settings import AwsSettings
@@ -86,7 +87,7 @@ def test_no_matching_subnet_is_one_clear_error():
 
 
 def test_the_amazon_chroot_build_plans_what_the_templates_declare(root, tmp_path):
-    from pipeline import validate
+    from pipeline.app import validate
     from pipeline.targets.aws import packer_chroot
 
     project = config.load(root)

@@ -6,9 +6,10 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline import prune, render
 from pipeline.catalog import Artifact, Catalog
+from pipeline.cli import render
 from pipeline.targets.local import image_store, upkeep
+from pipeline.upkeep import prune
 
 
 def test_store_is_content_addressed_and_read_only(tmp_path):

@@ -25,7 +25,7 @@ from invoke import Task
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
-from pipeline import environment
+from pipeline.cli import environment
 from pipeline.config import default_paths
 from pipeline.errors import KilnError, Terminated
 from pipeline.progress import Reporter

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import report
 from pipeline.catalog import Artifact, Catalog
+from pipeline.reports import report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

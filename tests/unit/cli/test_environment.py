@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pipeline import environment
+from pipeline.cli import environment
 from pipeline.errors import ConfigError
 
 

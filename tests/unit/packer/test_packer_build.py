@@ -1,7 +1,7 @@
 """A layer built with Packer: the telling lines of its log, and the variables every Packer builder passes."""
 
 
-from pipeline import packer_build
+from pipeline.packer import build as packer_build
 
 
 def test_last_activity_and_failure_line_from_packer_log(tmp_path):
@@ -19,9 +19,10 @@ def test_last_activity_and_failure_line_from_packer_log(tmp_path):
 
 
 def test_bake_plan_matches_template(root, tmp_path):
-    from pipeline import config, seed, templates
+    from pipeline import config, seed
     from pipeline.inputs import Inputs
     from pipeline.layer import Layer, Source
+    from pipeline.packer import templates
     from pipeline.run import Git, Run
     from pipeline.targets.local import LocalTarget
     from pipeline.targets.local.packer_qemu import PackerQemu, packer_variables

@@ -21,8 +21,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import config, identity, inputs, packer, targets, templates
+from pipeline import config, identity, inputs, packer, targets
 from pipeline.errors import ConfigError
+from pipeline.packer import templates
 
 BIN = Path(sys.executable).parent
 

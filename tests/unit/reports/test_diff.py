@@ -1,5 +1,6 @@
-from pipeline import diff, render
 from pipeline.catalog import Catalog
+from pipeline.cli import render
+from pipeline.reports import diff
 
 
 def test_diff_packages_and_inputs(tmp_path):

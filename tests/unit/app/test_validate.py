@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from pipeline import config, validate
+from pipeline import config
+from pipeline.app import validate
 
 
 def test_broken_hcl_template_is_named_with_its_line(project_copy: Path):

@@ -16,9 +16,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline import ansible, identity, inputs, machine, packer, proc, templates
+from pipeline import ansible, identity, inputs, machine, packer, proc
 from pipeline.errors import BuildFailed, ToolMissing
 from pipeline.layer import Layer
+from pipeline.packer import templates
 from pipeline.progress import fmt_seconds
 from pipeline.run import Run
 

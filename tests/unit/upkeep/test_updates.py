@@ -4,7 +4,7 @@ import lzma
 
 import pytest
 
-from pipeline import updates
+from pipeline.upkeep import updates
 
 
 @pytest.mark.parametrize(("a", "b", "expected"), [

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import prune
 from pipeline.catalog import Artifact, ImageRecord
 from pipeline.errors import ConfigError
+from pipeline.upkeep import prune
 
 
 def rec(name, n, status="verified", parent=None):

@@ -12,8 +12,8 @@ from cyclonedx.validation.json import JsonStrictValidator
 from spdx_tools.spdx.parser.json import json_parser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from pipeline import sbom
 from pipeline.catalog import Artifact, Catalog
+from pipeline.reports import sbom
 from tests.conftest import ROOT
 
 INVOKE = str(Path(sys.executable).parent / "invoke")

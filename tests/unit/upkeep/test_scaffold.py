@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, scaffold
+from pipeline import config
 from pipeline.errors import ConfigError
+from pipeline.upkeep import scaffold
 from tests.conftest import ROOT, copy_project
 
 INVOKE = str(Path(sys.executable).parent / "invoke")

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import templates, vm
+from pipeline import vm
 from pipeline.errors import ConfigError
+from pipeline.packer import templates
 
 
 def test_repo_template_declares_what_the_pipeline_passes(root):

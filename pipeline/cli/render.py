@@ -8,16 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from pipeline import diff, prune
 from pipeline.app.baking import PlanResult
 from pipeline.app.catalog import ChannelChange, StoredCheck
+from pipeline.app.validate import Finding
 from pipeline.catalog import LATEST, ChannelEvent, ImageRecord, Lease
 from pipeline.config import Project
 from pipeline.plan import Decision
 from pipeline.progress import fmt_seconds, grid
+from pipeline.reports import diff
 from pipeline.targets.local.converge import Converged
 from pipeline.up import Booted
-from pipeline.validate import Finding
+from pipeline.upkeep import prune
 
 
 def version_table(records: Sequence[ImageRecord]) -> str:
