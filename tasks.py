@@ -14,12 +14,12 @@ from invoke import Collection, task
 
 from pipeline.app import baking, machines, upkeep
 from pipeline.app import catalog as catalog_app
+from pipeline.bake.schedule import write_rows
 from pipeline.catalog import dumps
 from pipeline.cli import OptionalPositionalTask, guarded, render, step_hooks
 from pipeline.cli.render import print_change
 from pipeline.errors import KilnError
 from pipeline.progress import table
-from pipeline.schedule import write_rows
 from tools.tasks import bench, docs, faults
 
 REGION_HELP = "aws: the build region (overrides kiln.toml and KILN_AWS_REGION)"

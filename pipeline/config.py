@@ -15,6 +15,7 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import ROOT
 from pipeline.errors import ConfigError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -48,7 +49,7 @@ class Paths:
     store: Path = field(init=False)  # content-addressed image store (local target)
     logs: Path = field(init=False)  # one directory per bake run
     runs: Path = field(init=False)  # scratch space of running bakes (temporary disks, keys, seeds)
-    locks: Path = field(init=False)  # one lock file per image, held while it bakes (``pipeline.locks``)
+    locks: Path = field(init=False)  # one lock file per image, held while it bakes (``bake.locks``)
 
     def __post_init__(self, catalog_file: Path | None) -> None:
         for name, below in (("catalog", "catalog.db"), ("store", "images"), ("logs", "logs"), ("runs", "runs"),
@@ -64,7 +65,7 @@ def default_paths(env: Mapping[str, str] | None = None) -> Paths:
     KILN_CATALOG points several homes (machines, Jenkins agents, test processes) at one SQLite catalog file:
     its bake leases then keep them from baking one image twice, as the S3 catalog does across machines."""
     env = os.environ if env is None else env
-    project = Path(env.get("KILN_PROJECT") or Path(__file__).resolve().parent.parent)
+    project = Path(env.get("KILN_PROJECT") or ROOT)
     xdg_data = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local/share")
     xdg_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     home = Path(env.get("KILN_HOME") or xdg_data / "kiln")

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from pipeline import proc, seed
+from pipeline import proc
 from pipeline.errors import KilnError
-from pipeline.guest import SshGuest
+from pipeline.verify import seed
+from pipeline.verify.guest import SshGuest
 
 BOOT_TIMEOUT = 600.0  # a verification boot under TCG answers in one to two minutes
 BOOT_ENV = "KILN_BOOT_SECONDS"

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import foundation
 from pipeline.app import baking
+from pipeline.bake.plan import UP_TO_DATE
 from pipeline.catalog import Catalog, Lease
 from pipeline.config import Paths, Project, default_paths, load
-from pipeline.plan import UP_TO_DATE
 from pipeline.progress import fmt_seconds, grid
+from pipeline.targets.local import foundation
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 
 

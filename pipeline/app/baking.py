@@ -9,19 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import bake as bake_mod
-from pipeline import config, foundation, targets
+from pipeline import config, targets
 from pipeline.app import parallel
+from pipeline.bake import orchestrator as bake_mod
+from pipeline.bake.layer import Git
+from pipeline.bake.lease import Keeper, patience_from, ttl_from
+from pipeline.bake.plan import Decision, Planner
+from pipeline.bake.run import Run, StepHook, new_run_id
+from pipeline.bake.schedule import Spawn
 from pipeline.catalog import Catalog
 from pipeline.errors import ConfigError, KilnError
-from pipeline.layer import Git
-from pipeline.lease import Keeper, patience_from, ttl_from
-from pipeline.plan import Decision, Planner
 from pipeline.progress import Reporter, Row
-from pipeline.run import Run, StepHook, new_run_id
-from pipeline.schedule import Spawn
 from pipeline.targets.base import Builder, Target
 from pipeline.targets.local import converge as workspace
+from pipeline.targets.local import foundation
 from pipeline.targets.local.converge import Converged
 from pipeline.upkeep import updates
 

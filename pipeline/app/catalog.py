@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, foundation, targets, versions
+from pipeline import config, targets, versions
 from pipeline.catalog import LATEST, Catalog, ChannelEvent, ImageRecord, Lease, Move, imports
 from pipeline.errors import ConfigError, IntegrityError, KilnError
 from pipeline.reports import diff, report, sbom
 from pipeline.targets.base import Target
+from pipeline.targets.local import foundation
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import config, up, versions
+from pipeline import config, versions
 from pipeline.app.catalog import opened
 from pipeline.catalog import LATEST
 from pipeline.errors import ConfigError
+from pipeline.targets.local import up
 
 
 def boot(ref: str) -> tuple[str, up.Booted]:

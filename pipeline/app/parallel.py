@@ -1,7 +1,7 @@
 """Several images at once (``invoke bake --all --jobs N``): the run's plan handed to the scheduler.
 
 Each outdated image becomes a ``Job`` waiting for the parents baked in this
-run; ``pipeline.schedule`` starts each as ``invoke bake IMAGE`` with the
+run; ``pipeline.bake.schedule`` starts each as ``invoke bake IMAGE`` with the
 run's options once they are done, and its summary rows come back as JSON.
 """
 
@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import config, schedule
+from pipeline import ROOT, config
+from pipeline.bake import schedule
+from pipeline.bake.plan import UP_TO_DATE
+from pipeline.bake.schedule import Job, Scheduler, Spawn, rows_of
 from pipeline.errors import ConfigError
-from pipeline.plan import UP_TO_DATE
 from pipeline.progress import Reporter
-from pipeline.schedule import Job, Scheduler, Spawn, rows_of
 
 if TYPE_CHECKING:
     from pipeline.app.baking import BakeResult
 
-KILN_ROOT = Path(__file__).resolve().parents[2]  # where tasks.py is
 
 
 def job_count(value: int | str) -> int:
@@ -74,7 +74,7 @@ def invoke_bake(options: dict[str, str | bool], forced: Sequence[str]) -> Spawn:
     signals reach it from this run only."""
 
     def spawn(image: str, rows: Path) -> subprocess.Popen[str]:
-        argv = [sys.executable, "-m", "invoke", "--search-root", str(KILN_ROOT), "bake", image, "--rows-json",
+        argv = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "bake", image, "--rows-json",
                 str(rows), *(["--force"] if image in forced else [])]
         for flag, value in options.items():
             argv += [f"--{flag}"] if value is True else [f"--{flag}", value] if value else []

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from pipeline import config, locks, targets
+from pipeline import config, targets
 from pipeline.app import validate
 from pipeline.app.validate import Finding
+from pipeline.bake import locks
 from pipeline.errors import CatalogMissing
 from pipeline.targets.base import Target
 from pipeline.upkeep import janitor, prune

@@ -21,7 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import config, identity, inputs, packer, targets
+from pipeline import config, identity, packer, targets
+from pipeline.bake import inputs
 from pipeline.errors import ConfigError
 from pipeline.packer import templates
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pipeline.app.baking import PlanResult
 from pipeline.app.catalog import ChannelChange, StoredCheck
 from pipeline.app.validate import Finding
+from pipeline.bake.plan import Decision
 from pipeline.catalog import LATEST, ChannelEvent, ImageRecord, Lease
 from pipeline.config import Project
-from pipeline.plan import Decision
 from pipeline.progress import fmt_seconds, grid
 from pipeline.reports import diff
 from pipeline.targets.local.converge import Converged
-from pipeline.up import Booted
+from pipeline.targets.local.up import Booted
 from pipeline.upkeep import prune
 
 

@@ -16,12 +16,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline import ansible, identity, inputs, machine, packer, proc
+from pipeline import identity, machine, packer, proc
+from pipeline.bake import inputs
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.errors import BuildFailed, ToolMissing
-from pipeline.layer import Layer
 from pipeline.packer import templates
 from pipeline.progress import fmt_seconds
-from pipeline.run import Run
+from pipeline.verify import ansible
 
 
 def common_variables(run: Run, layer: Layer) -> dict[str, object]:

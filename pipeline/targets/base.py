@@ -21,17 +21,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from pipeline.bake.layer import Earlier, Layer, Source
 from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths, Project
-from pipeline.guest import Guest, Unreachable
-from pipeline.layer import Earlier, Layer, Source
 from pipeline.progress import Reporter
 from pipeline.upkeep.janitor import CatalogView
 from pipeline.upkeep.prune import Decision
+from pipeline.verify.guest import Guest, Unreachable
 
 
 class Run(Protocol):
-    """What targets and builders read of a bake in progress (``pipeline.run.Run`` is the real one)."""
+    """What targets and builders read of a bake in progress (``pipeline.bake.run.Run`` is the real one)."""
 
     run_id: str
     project: Project

@@ -37,7 +37,8 @@ def twin(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     Kiln reaches them with ``ssh_interface = private_ip`` in the subnet its
     ``vpc_filter``/``subnet_filter`` choose, as a Jenkins agent inside a VPC would.
     """
-    from pipeline import config, foundation
+    from pipeline import config
+    from pipeline.targets.local import foundation
 
     emulator.twin_network()
     paths = config.default_paths()

@@ -130,7 +130,7 @@ def test_a_holder_that_wakes_after_a_takeover_cannot_write_its_verdict_to_s3(buc
     import os
 
     from pipeline.progress import Reporter
-    from tests.unit.test_lease_bakes import stale_holder_writes
+    from tests.unit.bake.test_lease_bakes import stale_holder_writes
 
     reporter = Reporter(stream=open(os.devnull, "w"))  # noqa: SIM115
     cat_a, cat_b = (Catalog(S3Store(boto3.client("s3", region_name="us-east-1"), BUCKET, KEY)) for _ in "ab")

@@ -26,9 +26,9 @@ from invoke.exceptions import Exit
 
 from pipeline import targets
 from pipeline.app import baking
+from pipeline.bake.schedule import write_rows
 from pipeline.cli import guarded
 from pipeline.progress import table
-from pipeline.schedule import write_rows
 from tests.conftest import ROOT
 from tests.unit.test_fake_target import FakeBuilder, FakeTarget
 

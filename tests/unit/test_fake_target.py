@@ -23,10 +23,10 @@ import pytest
 
 from pipeline import targets
 from pipeline.app import baking
+from pipeline.bake.layer import Earlier, Layer, Source
+from pipeline.bake.run import Run
 from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths
-from pipeline.layer import Earlier, Layer, Source
-from pipeline.run import Run
 from pipeline.targets.base import Leftover
 from tests.conftest import ROOT
 

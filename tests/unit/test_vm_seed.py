@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import seed, vm
+from pipeline import vm
 from pipeline.errors import KilnError
+from pipeline.verify import seed
 
 
 def qemu_argv(tmp_path: Path, forwards: dict[int, int]) -> list[str]:

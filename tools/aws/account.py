@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def twin_account(work: Path, cache: Path, bucket: str,
                  extra: Mapping[str, str] | None = None) -> Iterator[tuple[dict[str, str], Twin]]:
     """The account and the environment Kiln's bakes run with there (``KILN_AWS_CATALOG_BUCKET`` = ``bucket``)."""
-    from pipeline import foundation
+    from pipeline.targets.local import foundation
 
     with emulator.server() as url:
         env = {**emulator.environment(url), **emulator.TWIN_SETTINGS, "KILN_AWS_CATALOG_BUCKET": bucket,

@@ -32,7 +32,8 @@ from typing import Any
 
 import boto3
 
-from pipeline import seed, vm
+from pipeline import vm
+from pipeline.verify import seed
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 RUNNING = ("pending", "running")

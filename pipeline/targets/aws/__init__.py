@@ -19,13 +19,12 @@ from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
+from pipeline.bake.layer import Earlier, Layer, Source
+from pipeline.bake.run import Run
 from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.catalog.s3_store import S3Store
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
-from pipeline.guest import Guest, Unreachable
-from pipeline.layer import Earlier, Layer, Source
-from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 from pipeline.targets.aws import amis, instance, janitor, mirror, retention
 from pipeline.targets.aws.packer_chroot import PackerChroot
@@ -34,6 +33,7 @@ from pipeline.targets.aws.settings import AwsSettings, load
 from pipeline.targets.base import Builder, Leftover
 from pipeline.upkeep.janitor import CatalogView
 from pipeline.upkeep.prune import Decision
+from pipeline.verify.guest import Guest, Unreachable
 
 
 class AwsTarget:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline import __version__
+from pipeline.bake.layer import Git, Layer
+from pipeline.bake.run import Run
 from pipeline.catalog import Artifact
 from pipeline.errors import BuildFailed
-from pipeline.layer import Git, Layer
-from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 from pipeline.targets.aws.settings import AwsSettings
 

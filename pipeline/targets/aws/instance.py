@@ -15,13 +15,14 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline import seed, vm
+from pipeline import vm
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.errors import KilnError
-from pipeline.guest import Guest, Unreachable
-from pipeline.layer import Layer
-from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 from pipeline.targets.aws.settings import AwsSettings
+from pipeline.verify import seed
+from pipeline.verify.guest import Guest, Unreachable
 
 
 @contextlib.contextmanager

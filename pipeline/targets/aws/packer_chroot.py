@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.errors import ToolMissing
-from pipeline.layer import Layer
 from pipeline.packer import build as packer_build
-from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 
 

@@ -14,9 +14,9 @@ import contextlib
 import subprocess
 from collections.abc import Iterator, Mapping
 
-from pipeline.layer import Layer
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.packer import build as packer_build
-from pipeline.run import Run
 from pipeline.targets.aws import account as aws
 
 

@@ -14,21 +14,21 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from pipeline import foundation, vm
+from pipeline import vm
+from pipeline.bake.layer import Earlier, Layer, Source
+from pipeline.bake.run import Run
 from pipeline.catalog import Artifact, Catalog, ImageRecord
 from pipeline.config import ImageSpec, Paths
 from pipeline.errors import KilnError
-from pipeline.guest import Guest
-from pipeline.layer import Earlier, Layer, Source
 from pipeline.progress import fmt_seconds
-from pipeline.run import Run
 from pipeline.targets.base import Builder, Leftover
-from pipeline.targets.local import image_store, settings, upkeep
+from pipeline.targets.local import foundation, image_store, settings, upkeep
 from pipeline.targets.local.chroot_builder import ChrootBuilder
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
 from pipeline.targets.local.packer_qemu import PackerQemu
 from pipeline.upkeep.janitor import CatalogView
 from pipeline.upkeep.prune import Decision
+from pipeline.verify.guest import Guest
 
 VERIFY_USER = "kiln"
 

@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import ansible, identity, proc
+from pipeline import identity, proc
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.errors import BuildFailed, KilnError, ToolMissing
-from pipeline.layer import Layer
-from pipeline.run import Run
 from pipeline.targets.local import chroot
+from pipeline.verify import ansible
 
 # Its own, and the gate's (the image still boots in a throwaway VM to be verified).
 TOOLS = (("qemu-img", "qemu-utils"), ("qemu-storage-daemon", "qemu-system-common"), ("losetup", "mount"),

@@ -16,16 +16,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import foundation, proc
+from pipeline import proc
+from pipeline.bake.layer import Git
 from pipeline.catalog import Catalog
 from pipeline.config import Paths, Project
 from pipeline.errors import KilnError
 from pipeline.identity import stamp
-from pipeline.layer import Git
-from pipeline.targets.local import chroot
+from pipeline.targets.local import chroot, foundation
 from pipeline.targets.local.chroot_builder import CHROOT_ENV, CONNECTION, Played, play
 from pipeline.targets.local.integrity import CACHE_FILE, Integrity
-from pipeline.testinfra import SpecResult, read_junit
+from pipeline.verify.testinfra import SpecResult, read_junit
 
 
 @dataclass(frozen=True)

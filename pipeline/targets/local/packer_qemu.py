@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipeline import proc, seed, vm
+from pipeline import proc, vm
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.errors import BuildFailed
-from pipeline.layer import Layer
 from pipeline.packer import build as packer_build
-from pipeline.run import Run
+from pipeline.verify import seed
 
 MIN_QEMU = (5, 2)  # -accel, and qemu-img's -F for backing files
 BUILD_USER = "packer"

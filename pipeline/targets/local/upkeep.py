@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline import foundation, machine
+from pipeline import machine
 from pipeline.catalog import Catalog
 from pipeline.targets.base import Leftover
-from pipeline.targets.local import chroot
+from pipeline.targets.local import chroot, foundation
 from pipeline.upkeep.janitor import run_started
 from pipeline.upkeep.prune import Decision
 

@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
-from pipeline import locks
 from pipeline.app import upkeep
+from pipeline.bake import locks
 from pipeline.catalog import Catalog, Lease
 from pipeline.progress import Reporter
 from pipeline.targets.local import upkeep as local_upkeep

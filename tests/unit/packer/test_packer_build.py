@@ -19,13 +19,14 @@ def test_last_activity_and_failure_line_from_packer_log(tmp_path):
 
 
 def test_bake_plan_matches_template(root, tmp_path):
-    from pipeline import config, seed
-    from pipeline.inputs import Inputs
-    from pipeline.layer import Layer, Source
+    from pipeline import config
+    from pipeline.bake.inputs import Inputs
+    from pipeline.bake.layer import Layer, Source
+    from pipeline.bake.run import Git, Run
     from pipeline.packer import templates
-    from pipeline.run import Git, Run
     from pipeline.targets.local import LocalTarget
     from pipeline.targets.local.packer_qemu import PackerQemu, packer_variables
+    from pipeline.verify import seed
 
     project = config.load(root)
     paths = config.Paths(project=root, home=tmp_path, cache=tmp_path)

@@ -6,11 +6,11 @@ import re
 import pytest
 
 from pipeline import config
+from pipeline.bake.inputs import Inputs
+from pipeline.bake.layer import Git, Layer, Source
+from pipeline.bake.run import Run
 from pipeline.errors import KilnError
-from pipeline.inputs import Inputs
-from pipeline.layer import Git, Layer, Source
 from pipeline.packer import templates
-from pipeline.run import Run
 from pipeline.targets.aws import instance, packer_ebs
 from pipeline.targets.aws.settings import AwsSettings
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import inputs
+from pipeline.bake import inputs
 from pipeline.catalog import Catalog, ImageRecord
 from pipeline.config import ImageSpec, Project
 from pipeline.targets.base import Target

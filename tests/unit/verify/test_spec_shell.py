@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from pipeline import spec_shell
+from pipeline.verify import spec_shell
 
 SSH = """#!/bin/sh
 echo ssh >> "$FAKE_LOG"

@@ -1,7 +1,7 @@
 """The steps of a layer's bake, in order, and the small runner that executes them.
 
-``STEPS`` is the whole sequence: build (``pipeline.build``), store (the
-target keeps it), verify (``pipeline.gate``), record (``pipeline.record``). A
+``STEPS`` is the whole sequence: build (``pipeline.bake.build``), store (the
+target keeps it), verify (``pipeline.verify.gate``), record (``pipeline.bake.record``). A
 resumed bake runs the tail from where it stopped; a re-verification runs the
 gate and leaves the record as it was. Whatever happens, the runner removes the
 layer's scratch folder, takes the record out of ``building``, writes
@@ -14,13 +14,15 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 
-from pipeline import build, gate, machine, proc, record
+from pipeline import machine, proc
+from pipeline.bake import build, record
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.catalog import LeaseLost
 from pipeline.errors import KilnError, VerificationFailed
 from pipeline.evidence import write_json
-from pipeline.layer import Layer
 from pipeline.progress import Row, fmt_seconds
-from pipeline.run import Run
+from pipeline.verify import gate
 
 Step = Callable[[Run, Layer], None]
 

@@ -4,7 +4,7 @@ import io
 import threading
 import time
 
-from pipeline import locks
+from pipeline.bake import locks
 from pipeline.progress import Reporter
 
 RUN, OTHER = "20261101T020000Z-0a1d0d", "20261101T030000Z-0b2e0e"

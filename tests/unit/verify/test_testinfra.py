@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from pipeline import seed, testinfra
-from pipeline.guest import SshGuest
+from pipeline.verify import seed, testinfra
+from pipeline.verify.guest import SshGuest
 
 
 def guest(tmp_path: Path) -> SshGuest:
@@ -19,13 +19,13 @@ def test_spec_invocation(tmp_path):
     argv = inv.argv
     assert argv[1:3] == ("-m", "pytest")
     assert "--hosts=kiln-ssh://kiln@127.0.0.1:2222" in argv
-    assert ("-p", "pipeline.spec_shell") in zip(argv, argv[1:], strict=False)
+    assert ("-p", "pipeline.verify.spec_shell") in zip(argv, argv[1:], strict=False)
     assert f"--ssh-config={tmp_path / 'ssh_config'}" in argv
     assert "--sudo" in argv
     assert f"--junitxml={tmp_path / 'junit.xml'}" in argv
     assert argv[-2:] == ("/p/specs/base", "/p/specs/app")
     assert inv.env["KILN_IMAGE_NAME"] == "app"
-    assert inv.env["PYTHONPATH"].split(os.pathsep)[0] == str(Path(testinfra.__file__).resolve().parents[1])
+    assert (Path(inv.env["PYTHONPATH"].split(os.pathsep)[0]) / "pipeline" / "verify" / "spec_shell.py").is_file()
 
 def test_spec_env_tells_identity_and_ports(tmp_path):
     env = testinfra.spec_env(guest(tmp_path), {"image_name": "app", "image_version": "v"})

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import inputs
+from pipeline.bake import inputs
 from pipeline.errors import ConfigError
 
 

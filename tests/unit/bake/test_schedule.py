@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.bake.lease import LeaseHeld
+from pipeline.bake.schedule import Job, Outcome, Scheduler, check, rows_of
 from pipeline.errors import KilnError
-from pipeline.lease import LeaseHeld
-from pipeline.schedule import Job, Outcome, Scheduler, check, rows_of
 
 
 def stand_in(script: str):

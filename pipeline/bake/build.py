@@ -9,8 +9,8 @@ an interrupted bake that got this far is verified next time, not rebuilt.
 
 from __future__ import annotations
 
-from pipeline.layer import Layer
-from pipeline.run import Run
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 
 
 def step_build(run: Run, layer: Layer) -> None:

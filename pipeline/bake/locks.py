@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.lease import LeaseHeld
+from pipeline.bake.lease import LeaseHeld
 from pipeline.progress import Reporter
 
 

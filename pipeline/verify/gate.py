@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import ansible, testinfra
-from pipeline.ansible import IdempotenceResult
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.errors import VerificationFailed
 from pipeline.evidence import write_json
-from pipeline.guest import Guest, Unreachable
-from pipeline.layer import Layer
-from pipeline.run import Run
-from pipeline.testinfra import SpecResult
+from pipeline.verify import ansible, testinfra
+from pipeline.verify.ansible import IdempotenceResult
+from pipeline.verify.guest import Guest, Unreachable
+from pipeline.verify.testinfra import SpecResult
 
 
 @dataclass(frozen=True)

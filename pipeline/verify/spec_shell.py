@@ -1,4 +1,6 @@
-"""testinfra's SSH backend with one root shell per spec session (``--hosts=kiln-ssh://…``, ``-p pipeline.spec_shell``).
+"""testinfra's SSH backend with one root shell per spec session.
+
+pytest loads it with ``-p pipeline.verify.spec_shell``; specs name it with ``--hosts=kiln-ssh://…``.
 
 Specs run as root (testinfra's ``--sudo``), and testinfra's SSH backend wraps
 every command in its own ``sudo``: under emulation that is 0.2 s of the 0.3 s

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import foundation
 from pipeline.errors import ConfigError
+from pipeline.targets.local import foundation
 
 
 def test_repo_recipe(root):

@@ -1,6 +1,6 @@
 """A running machine of the image under test, as the gate reaches it.
 
-The gate (``pipeline.gate``) needs four things of a guest, whatever it is — a
+The gate (``pipeline.verify.gate``) needs four things of a guest, whatever it is — a
 throwaway QEMU VM, an EC2 test instance, or any other target's machine: how
 Ansible reaches it, how testinfra reaches it, what the specs are told about it,
 and how to run one command in it. ``SshGuest`` is the guest every target has
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline import seed
+from pipeline.verify import seed
 
 
 class Guest(Protocol):
@@ -74,8 +74,8 @@ class SshGuest:
 
     def testinfra_args(self) -> tuple[str, ...]:
         """testinfra's SSH backend, sharing connections through the ssh_config's control master, its root
-        commands through one root shell (``pipeline/spec_shell.py``)."""
-        return ("-p", "pipeline.spec_shell", f"--hosts=kiln-ssh://{self.access.user}@{self.host}:{self.ssh_port}",
+        commands through one root shell (``pipeline/verify/spec_shell.py``)."""
+        return ("-p", "pipeline.verify.spec_shell", f"--hosts=kiln-ssh://{self.access.user}@{self.host}:{self.ssh_port}",
                 f"--ssh-config={self.ssh_config}", "--sudo")
 
     def environment(self) -> dict[str, str]:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, inputs
-from pipeline import plan as plan_mod
+from pipeline import config
+from pipeline.bake import inputs
+from pipeline.bake import plan as plan_mod
 from pipeline.catalog import Artifact, Catalog
 from pipeline.cli import render
 from pipeline.targets.local import LocalTarget

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import proc
+from pipeline.bake.inputs import Inputs
 from pipeline.catalog import Artifact, ImageRecord
 from pipeline.config import ImageSpec
 from pipeline.errors import CommandFailed
-from pipeline.inputs import Inputs
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ progress line.
 
 from __future__ import annotations
 
+from pipeline.bake.layer import Layer
+from pipeline.bake.run import Run
 from pipeline.catalog import LATEST
-from pipeline.layer import Layer
-from pipeline.run import Run
 
 
 def step_record(run: Run, layer: Layer) -> None:

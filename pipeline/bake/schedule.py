@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.bake.lease import LeaseHeld
 from pipeline.errors import KilnError, Terminated
-from pipeline.lease import LeaseHeld
 from pipeline.progress import Row
 
 Spawn = Callable[[str, Path], "subprocess.Popen[str]"]  # (image, rows file) → its bake, in its own session

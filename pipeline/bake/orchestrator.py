@@ -1,12 +1,12 @@
 """Bake an image and, first, whatever it is built on — on any target, with any builder.
 
 For each image, in dependency order, under the image's lock on this machine
-and its lease in the catalog (``pipeline.lease``: no other machine sharing
+and its lease in the catalog (``pipeline.bake.lease``: no other machine sharing
 the catalog bakes it meanwhile), the plan is made again: up to date,
 re-verify, or bake. A bake starts a new version, or
 goes on with an earlier attempt of the same bake that the target found (the
 image was already stored, the AMI already registered); the steps themselves
-are ``pipeline.steps``. A spec-only change verifies the existing image again.
+are ``pipeline.bake.steps``. A spec-only change verifies the existing image again.
 The catalog never says ``verified`` for an image that was not.
 """
 
@@ -17,17 +17,17 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import locks
-from pipeline import plan as plan_mod
+from pipeline.bake import locks
+from pipeline.bake import plan as plan_mod
+from pipeline.bake.inputs import Inputs
+from pipeline.bake.layer import Earlier, Git, Layer, Source
+from pipeline.bake.lease import Keeper
+from pipeline.bake.run import Run
+from pipeline.bake.steps import REVERIFY_STEPS, STEPS, run_steps, steps_from
 from pipeline.config import ImageSpec
 from pipeline.errors import VerificationFailed
 from pipeline.evidence import write_json
-from pipeline.inputs import Inputs
-from pipeline.layer import Earlier, Git, Layer, Source
-from pipeline.lease import Keeper
 from pipeline.progress import Row
-from pipeline.run import Run
-from pipeline.steps import REVERIFY_STEPS, STEPS, run_steps, steps_from
 
 
 def new_layer(run: Run, spec: ImageSpec, decision: plan_mod.Decision, source: Source, found: Inputs) -> Layer:

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.app import baking
+from pipeline.bake.inputs import Inputs
+from pipeline.bake.lease import Keeper, LeaseHeld
+from pipeline.bake.plan import BAKE, Decision
 from pipeline.catalog import Artifact, Catalog, LeaseLost
 from pipeline.catalog.leases import SqliteLeases
-from pipeline.inputs import Inputs
-from pipeline.lease import Keeper, LeaseHeld
-from pipeline.plan import BAKE, Decision
 from pipeline.progress import Reporter
 from tests.conftest import ROOT
 from tests.unit.test_fake_target import project  # noqa: F401 — the fixture

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pipeline import ansible
+from pipeline.verify import ansible
 
 
 def test_summarize_events_names_changed_and_failed_tasks():

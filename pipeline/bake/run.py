@@ -1,7 +1,7 @@
 """One ``invoke bake``: what its layers share — project, catalog, target and builders, git, run id, hooks.
 
 The application layer (``pipeline.app``) builds it; the orchestrator
-(``pipeline.bake``) and the steps only read it, except for the summary rows
+(``pipeline.bake.orchestrator``) and the steps only read it, except for the summary rows
 each layer adds when it ends.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config
+from pipeline.bake.layer import Git
+from pipeline.bake.lease import Keeper
+from pipeline.bake.plan import Planner
 from pipeline.catalog import Catalog
-from pipeline.layer import Git
-from pipeline.lease import Keeper
-from pipeline.plan import Planner
 from pipeline.progress import Reporter, Row
 from pipeline.targets.base import Builder, Target
 

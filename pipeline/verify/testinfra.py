@@ -9,10 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import proc
-from pipeline.guest import Guest
-
-KILN_ROOT = str(Path(__file__).resolve().parents[1])  # where pytest finds Kiln's own plugins (spec_shell)
+from pipeline import ROOT, proc
+from pipeline.verify.guest import Guest
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class SpecResult:
 def spec_invocation(guest: Guest, *, spec_dirs: Sequence[Path], junit: Path,
                     env: Mapping[str, str]) -> proc.Invocation:
     """pytest-testinfra against the guest, one JUnit report."""
-    path = os.pathsep.join(filter(None, (KILN_ROOT, env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")))))
+    path = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")))))
     return proc.Invocation(
         argv=(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--tb=short",
               *guest.testinfra_args(), f"--junitxml={junit}",

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import proc, seed, vm
+from pipeline import proc, vm
 from pipeline.errors import KilnError
+from pipeline.verify import seed
 
 USER = "kiln"
 

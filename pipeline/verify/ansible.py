@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline import machine, proc
 from pipeline.errors import CommandFailed
-from pipeline.guest import Guest
+from pipeline.verify.guest import Guest
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from pipeline.bake.plan import UP_TO_DATE, Decision
 from pipeline.catalog import Catalog, Lease, LeaseLost, actor
 from pipeline.errors import KilnError
-from pipeline.plan import UP_TO_DATE, Decision
 from pipeline.progress import Reporter
 
 LEASE_ENV = "KILN_LEASE_SECONDS"
