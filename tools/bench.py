@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline import ROOT
 from pipeline.app import baking
 from pipeline.bake.plan import UP_TO_DATE
 from pipeline.catalog import Catalog, Lease
@@ -65,7 +66,7 @@ def sizes(catalog: Catalog, project: Project) -> list[tuple[str, ...]]:
     return rows
 
 
-KILN = Path(__file__).resolve().parents[1]  # where tasks.py is: invoke looks for it in its working folder
+KILN = ROOT  # where tasks.py is: invoke looks for it in its working folder
 
 
 def _invoke(*args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:

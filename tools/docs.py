@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]  # where tasks.py and mkdocs.yml are
+from pipeline import ROOT  # where tasks.py and mkdocs.yml are
+
 QUOTE = re.compile(r"(<!-- invoke --help (?P<task>[\w.-]+) -->\n```text\n)(?P<text>.*?)(```)", re.S)
 
 

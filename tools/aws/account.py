@@ -15,10 +15,9 @@ from pathlib import Path
 
 import boto3
 
+from pipeline import ROOT
 from tools.aws import emulator
 from tools.aws.twin import Twin
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager

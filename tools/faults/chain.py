@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline import ROOT  # where tasks.py is: invoke looks for it in its working folder
 from pipeline.cli import PAUSE_ENV, PAUSE_SECONDS_ENV
 from tools.faults.cases import CHAIN, EXIT_CODES, Case, Outcome
 from tools.faults.integrity import flipped_parent
@@ -18,7 +19,7 @@ from tools.faults.judge import Snapshot, half_published, judge_resume, leftovers
 from tools.faults.watch import Watch, become_subreaper, phase_reached
 
 RUN_TIMEOUT = 1800.0
-ROOT = Path(__file__).resolve().parents[2]  # where tasks.py is: invoke looks for it in its working folder
+
 INVOKE = str(Path(sys.executable).parent / "invoke")
 
 

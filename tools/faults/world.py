@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import ROOT
 from pipeline.progress import grid
 
-ROOT = Path(__file__).resolve().parents[2]
 BUCKET, KEY = "kiln-world", "kiln/catalog.json"
 REGIONS = ("us-east-1", "eu-west-1")
 PARAM = "/kiln/images/app/{channel}"
